@@ -1,0 +1,331 @@
+"""Choose the devices a model trains on, and say so in one line: asked for, found, used.
+
+TensorFlow backend: :func:`choose_strategy` returns a ``tf.distribute`` strategy.
+
+* ``"auto"``: a TPU (``TPUClusterResolver(tpu="local")``), else all GPUs (``MirroredStrategy``),
+  else the one GPU, else the CPU (or N virtual CPUs when ``virtual_cpus`` is given).
+* ``"default"``: TensorFlow's default strategy (no distribution).
+* ``"one_device"``: ``OneDeviceStrategy`` on the first GPU, else the CPU.
+* ``"cpu"``: ``OneDeviceStrategy`` on the CPU even when a GPU is present.
+* ``"mirrored"``: ``MirroredStrategy`` over all GPUs (or ``replicas`` of them); with no GPU,
+  over N virtual CPU devices (``virtual_cpus``), which show the mechanics, not a speedup.
+* ``"tpu"``: ``TPUStrategy``; refused with an explanation where no TPU can be used.
+
+Virtual CPU devices must be configured before TensorFlow initialises its devices (before the
+first operation); :func:`configure_virtual_cpus` says when it is too late and the kernel must be
+restarted.
+
+JAX backend: :func:`choose_distribution` returns ``keras.distribution.DataParallel`` over the
+devices JAX sees (TPU cores, GPUs, or CPU devices simulated with
+:func:`configure_jax_cpu_devices`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "KINDS",
+    "DeviceError",
+    "StrategyChoice",
+    "DistributionChoice",
+    "choose_strategy",
+    "configure_virtual_cpus",
+    "choose_distribution",
+    "configure_jax_cpu_devices",
+]
+
+KINDS = ("auto", "default", "one_device", "cpu", "mirrored", "tpu")
+
+
+class DeviceError(RuntimeError):
+    """The devices asked for cannot be used here; the message says why and what to do."""
+
+    def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
+        return [f"DeviceError: {self}"]
+
+
+@dataclass
+class StrategyChoice:
+    """A ``tf.distribute`` strategy and the one-line story of how it was chosen."""
+
+    strategy: Any
+    asked: str
+    found: str
+    used: str
+    devices: list[str] = field(default_factory=list)
+
+    @property
+    def num_replicas(self) -> int:
+        return int(self.strategy.num_replicas_in_sync)
+
+    @property
+    def line(self) -> str:
+        return f"Asked for {self.asked}; found {self.found}; using {self.used}."
+
+    def __str__(self) -> str:
+        return self.line
+
+
+@dataclass
+class DistributionChoice:
+    """A ``keras.distribution`` object (JAX backend) and how it was chosen."""
+
+    distribution: Any
+    asked: str
+    found: str
+    used: str
+    devices: list[str] = field(default_factory=list)
+
+    @property
+    def num_replicas(self) -> int:
+        return len(self.devices)
+
+    @property
+    def line(self) -> str:
+        return f"Asked for {self.asked}; found {self.found}; using {self.used}."
+
+    def __str__(self) -> str:
+        return self.line
+
+
+# --------------------------------------------------------------------------------------------
+# TensorFlow
+# --------------------------------------------------------------------------------------------
+
+def _tf() -> Any:
+    import tensorflow as tf
+
+    return tf
+
+
+def _tf_initialized(tf: Any) -> bool:
+    """True once TensorFlow has created its devices (after which they cannot change)."""
+    try:
+        from tensorflow.python.eager import context
+
+        return context.context()._context_handle is not None
+    except Exception:
+        return False
+
+
+def configure_virtual_cpus(n: int) -> list[str]:
+    """Split the CPU into ``n`` logical devices for teaching data parallelism.
+
+    Call it before any TensorFlow operation. Calling it again with the same ``n`` is harmless.
+    Returns the logical CPU device names.
+
+    Raises:
+        DeviceError: TensorFlow already initialised with another number of CPU devices.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise DeviceError(f"virtual_cpus must be a whole number >= 1, got {n!r}.")
+    tf = _tf()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    configured = tf.config.get_logical_device_configuration(cpu)
+    if not _tf_initialized(tf) or configured is None:
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+        except RuntimeError:
+            pass  # already initialised: checked below
+    names = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(names) != n:
+        raise DeviceError(
+            f"TensorFlow already started with {len(names)} CPU device(s), and virtual devices "
+            f"can only be set before its first operation. Restart the kernel (Kernel > Restart) "
+            f"and run the notebook from the top so that {n} virtual CPUs are configured first."
+        )
+    return names
+
+
+def _found(tpu_cores: int, gpus: list[str], cpus: list[str]) -> str:
+    parts = [f"{tpu_cores} TPU core(s)" if tpu_cores else "no TPU",
+             f"{len(gpus)} GPU(s)" if gpus else "no GPU"]
+    parts.append(f"{len(cpus)} CPU device(s)" + (" (virtual)" if len(cpus) > 1 else "")
+                 if cpus else "a CPU")
+    return ", ".join(parts)
+
+
+def _connect_tpu(tf: Any) -> Any:
+    """Return a TPUStrategy, or raise DeviceError saying why there is none."""
+    from utils.hardware import detect_tpu
+
+    tpu = detect_tpu()
+    if not tpu.chips:
+        raise DeviceError(
+            "no TPU found on this machine (no TPU on the PCI bus). On Colab choose Runtime > "
+            "Change runtime type > TPU; elsewhere use 'auto' to train on the GPU or CPU.")
+    if not hasattr(tf.distribute, "cluster_resolver"):
+        raise DeviceError("this TensorFlow has no TPU support.")
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except Exception as error:
+        raise DeviceError(
+            f"a {tpu.version} was found, but TensorFlow could not start it "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            "Colab's TPU runtime ships JAX, not TensorFlow with TPU support: use Keras on the "
+            "JAX backend with utils.strategy.choose_distribution().") from None
+
+
+def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
+                    replicas: int | None = None, announce: bool = True) -> StrategyChoice:
+    """Choose a ``tf.distribute`` strategy and print one line: asked for, found, used.
+
+    Args:
+        kind: one of :data:`KINDS`.
+        virtual_cpus: with no GPU, split the CPU into this many devices and mirror over them.
+        replicas: for ``"mirrored"``, how many devices to use (default: all found).
+        announce: print the line (it is also in the returned object's ``line``).
+
+    Raises:
+        DeviceError: an unknown kind, no TPU for ``"tpu"``, more replicas than devices, or
+            virtual CPUs asked for after TensorFlow started.
+    """
+    if kind not in KINDS:
+        raise DeviceError(f"unknown strategy {kind!r}; choose one of {', '.join(KINDS)}.")
+    if replicas is not None and (not isinstance(replicas, int) or replicas < 1):
+        raise DeviceError(f"replicas must be a whole number >= 1, got {replicas!r}.")
+    tf = _tf()
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    if gpus and not _tf_initialized(tf):
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:  # let other libraries (and other notebooks) share the GPU
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                pass
+    wanted_virtual = virtual_cpus or (replicas if kind == "mirrored" and not gpus
+                                      and replicas and replicas > 1 else None)
+    if wanted_virtual and not gpus:
+        configure_virtual_cpus(wanted_virtual)
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    logical_gpus = [d.name for d in tf.config.list_logical_devices("GPU")] if gpus else []
+    asked = repr(kind) + (f" with {replicas} replicas" if replicas else "")
+
+    tpu_strategy, tpu_note = None, ""
+    if kind == "tpu":
+        tpu_strategy = _connect_tpu(tf)
+    elif kind == "auto":
+        from utils.hardware import detect_tpu
+
+        if detect_tpu().chips:
+            try:
+                tpu_strategy = _connect_tpu(tf)
+            except DeviceError as error:
+                tpu_note = f" (TPU not usable: {error})"
+    if tpu_strategy is not None:
+        cores = int(tpu_strategy.num_replicas_in_sync)
+        found = _found(cores, gpus, cpus)
+        return _done(StrategyChoice(tpu_strategy, asked, found, f"TPUStrategy over {cores} TPU "
+                                    "cores", [f"TPU:{i}" for i in range(cores)]), announce)
+
+    found = _found(0, gpus, cpus) + tpu_note
+    if kind == "default":
+        return _done(StrategyChoice(tf.distribute.get_strategy(), asked, found,
+                                    "the default strategy (no distribution)", []), announce)
+    if kind == "cpu":
+        return _done(StrategyChoice(tf.distribute.OneDeviceStrategy("/cpu:0"), asked, found,
+                                    "OneDeviceStrategy on the CPU", ["/cpu:0"]), announce)
+
+    pool, pool_kind = (logical_gpus, "GPU") if logical_gpus else (cpus, "CPU")
+    if replicas is not None and replicas > len(pool):
+        hint = ("pass virtual_cpus to split the CPU into more devices (before TensorFlow "
+                "starts)" if pool_kind == "CPU" else "ask for at most that many replicas")
+        raise DeviceError(f"{replicas} replicas asked for, but only {len(pool)} {pool_kind} "
+                          f"device(s) are available; {hint}.")
+    if kind == "one_device" or (kind == "auto" and len(pool) == 1) or (
+            kind == "auto" and pool_kind == "CPU" and not virtual_cpus):
+        device = pool[0]
+        return _done(StrategyChoice(tf.distribute.OneDeviceStrategy(device), asked, found,
+                                    f"OneDeviceStrategy on {device}", [device]), announce)
+    chosen = pool[: replicas or len(pool)]
+    what = f"{len(chosen)} GPU(s)" if pool_kind == "GPU" else (
+        f"{len(chosen)} virtual CPU device(s), which share the same cores" if len(chosen) > 1
+        else "the CPU alone (1 replica; pass virtual_cpus=N to see data parallelism)")
+    strategy = tf.distribute.MirroredStrategy(chosen)
+    return _done(StrategyChoice(strategy, asked, found, f"MirroredStrategy over {what}",
+                                chosen), announce)
+
+
+def _done(choice: Any, announce: bool) -> Any:
+    if announce:
+        print(choice.line)
+    return choice
+
+
+# --------------------------------------------------------------------------------------------
+# Keras on JAX
+# --------------------------------------------------------------------------------------------
+
+def configure_jax_cpu_devices(n: int) -> None:
+    """Make JAX show ``n`` CPU devices (``XLA_FLAGS``); call it before JAX is imported.
+
+    Raises:
+        DeviceError: JAX is already imported with another number of CPU devices.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise DeviceError(f"the number of JAX CPU devices must be >= 1, got {n!r}.")
+    flag = f"--xla_force_host_platform_device_count={n}"
+    if "jax" in sys.modules:
+        import jax
+
+        count = len(jax.devices("cpu"))
+        if count != n:
+            raise DeviceError(
+                f"JAX is already running with {count} CPU device(s); the count is fixed when "
+                f"JAX starts. Restart the kernel and configure {n} devices before importing "
+                "keras or jax.")
+        return
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if not f.startswith("--xla_force_host_platform_device_count")]
+    os.environ["XLA_FLAGS"] = " ".join([*flags, flag])
+
+
+def choose_distribution(kind: str = "auto", *, announce: bool = True) -> DistributionChoice:
+    """``keras.distribution.DataParallel`` over the devices JAX sees (Keras on JAX only).
+
+    Args:
+        kind: ``"auto"`` (all devices of the best kind: TPU, GPU, else CPU), ``"tpu"``,
+            ``"gpu"`` or ``"cpu"``.
+
+    Raises:
+        DeviceError: Keras is not on the JAX backend, or the asked-for devices are absent.
+    """
+    import keras
+
+    backend = keras.config.backend()
+    if backend != "jax":
+        raise DeviceError(
+            f"keras.distribution needs the JAX backend, but this kernel runs Keras on "
+            f"{backend!r}. Set KERAS_BACKEND=jax before Keras is imported (restart the kernel), "
+            "or run the JAX part in a separate process.")
+    import jax
+
+    by_kind = {}
+    for platform in ("tpu", "gpu", "cpu"):
+        try:
+            by_kind[platform] = jax.devices(platform)
+        except RuntimeError:
+            by_kind[platform] = []
+    found = ", ".join(f"{len(v)} {k.upper()} device(s)" for k, v in by_kind.items() if v)
+    if kind == "auto":
+        platform = next(k for k in ("tpu", "gpu", "cpu") if by_kind[k])
+    elif kind in by_kind:
+        platform = kind
+        if not by_kind[platform]:
+            raise DeviceError(f"no {kind.upper()} visible to JAX (found {found}). On Colab pick "
+                              "a GPU or TPU runtime; or use 'auto'.")
+    else:
+        raise DeviceError(f"unknown device kind {kind!r}; choose auto, tpu, gpu or cpu.")
+    devices = [f"{platform}:{d.id}" for d in by_kind[platform]]
+    distribution = keras.distribution.DataParallel(devices=devices)
+    simulated = " (simulated on the host CPU)" if platform == "cpu" and len(devices) > 1 else ""
+    return _done(DistributionChoice(distribution, repr(kind), found,
+                                    f"DataParallel over {len(devices)} {platform.upper()} "
+                                    f"device(s){simulated}", devices), announce)
