@@ -1,0 +1,178 @@
+"""``course``: run the course's notebooks, list their parameters, report the hardware.
+
+    course run [NOTEBOOK ...] [--profile smoke|default|full] [-p NAME VALUE] [-f params.yaml]
+               [--output DIR]
+    course list [NOTEBOOK ...]
+    course hardware [--json]
+
+Maintainers also have ``course new`` (a notebook with the course's opening cells) and
+``course refresh`` (re-execute and save the outputs nbval checks into the source notebook).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "parse_value"]
+
+
+def parse_value(text: str) -> Any:
+    """Turn a command-line value into a Python value: ``3`` -> 3, ``1e-3`` -> 0.001,
+    ``[64,128]`` -> [64, 128], ``true``/``True`` -> True, ``none`` -> None, else the text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="course", description="Run and inspect the notebooks of 'Supercomputing, the heart "
+        "of Deep Learning'.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute notebooks with papermill into an output folder")
+    run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                     help="names such as 01 or 03_alexnet_on_one_gpu (default: all)")
+    run.add_argument("--profile", default="default", choices=["smoke", "default", "full"],
+                     help="parameter profile from notebooks/profiles.yaml (default: default)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="set a parameter (repeatable)")
+    run.add_argument("-f", "--parameters-file", action="append", default=[], type=Path,
+                     metavar="FILE", help="YAML file of parameters (repeatable)")
+    run.add_argument("--output", type=Path, metavar="DIR",
+                     help="folder for executed copies (default: executed/<date-time>/)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace executed copies already in the output folder")
+    run.add_argument("--prepare-only", action="store_true",
+                     help="inject parameters without executing (for nbval)")
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="limit on each cell's execution time")
+    run.add_argument("--kernel", metavar="NAME", help="Jupyter kernel (default: the notebook's)")
+    run.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
+
+    lst = sub.add_parser("list", help="show notebooks and their parameters")
+    lst.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
+
+    hw = sub.add_parser("hardware", help="print the hardware report")
+    hw.add_argument("--json", action="store_true", help="as JSON")
+    hw.add_argument("--clock-ghz", type=float, help="override the CPU clock used for the peak")
+    hw.add_argument("--fp32-flops-per-cycle", type=int, help="override FP32 FLOPs/cycle/core")
+    hw.add_argument("--fp64-flops-per-cycle", type=int, help="override FP64 FLOPs/cycle/core")
+
+    new = sub.add_parser("new", help="(maintainers) create a notebook with the opening cells")
+    new.add_argument("stem", help="file name without .ipynb, e.g. 09_my_topic")
+    new.add_argument("--title", required=True)
+    new.add_argument("--section", required=True, help="the chapter section it follows")
+
+    refresh = sub.add_parser("refresh", help="(maintainers) re-execute a notebook in the smoke "
+                             "profile and save the outputs nbval checks into the source")
+    refresh.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from utils import runner
+
+    overrides = {name: parse_value(value) for name, value in args.parameter}
+    runs = runner.plan(args.notebooks, args.profile, args.parameters_file, overrides)
+    output = args.output or runner.default_output_dir()
+    results = runner.execute(runs, output, prepare_only=args.prepare_only,
+                             overwrite=args.overwrite, kernel_name=args.kernel,
+                             cell_timeout=args.timeout, progress_bar=not args.no_progress)
+    summary = runner.write_summary(results, output, args.profile)
+    print()
+    print(runner.summary_table(results))
+    print(f"Executed copies and {summary.name} are in {output}")
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from utils import notebooks as nbs
+    from utils import runner
+
+    profiles = runner.load_profiles()
+    for path in nbs.resolve(args.notebooks):
+        print(f"{path.stem}: {nbs.title(nbs.read(path))}")
+        declared = runner.declared_parameters(path)
+        if not declared:
+            print("    (no parameters)")
+        for name, info in declared.items():
+            smoke = profiles["smoke"].get(path.stem, {}).get(name)
+            extra = f"  [smoke: {smoke!r}]" if smoke is not None else ""
+            full = profiles["full"].get(path.stem, {}).get(name)
+            extra += f"  [full: {full!r}]" if full is not None else ""
+            print(f"    {name}: {info['type']} = {info['default']}  # {info['help']}{extra}")
+    return 0
+
+
+def _cmd_hardware(args: argparse.Namespace) -> int:
+    from utils.hardware import hardware_report
+
+    report = hardware_report(clock_ghz=args.clock_ghz,
+                             fp32_flops_per_cycle=args.fp32_flops_per_cycle,
+                             fp64_flops_per_cycle=args.fp64_flops_per_cycle)
+    print(report.to_json() if args.json else report)
+    return 0
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    import utils
+    from utils import notebooks as nbs
+
+    path = utils.NOTEBOOKS_DIR / f"{args.stem}.ipynb"
+    if not nbs.NOTEBOOK_NAME.match(path.name):
+        raise ValueError(f"{args.stem!r}: notebook names are NN_topic (two digits, lower case).")
+    if path.exists():
+        raise FileExistsError(f"{path} exists; it was left as it is.")
+    nbs.write(nbs.scaffold(args.stem, args.title, args.section), path)
+    print(f"created {path}")
+    return 0
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from utils import notebooks as nbs
+    from utils import runner
+
+    runs = runner.plan(args.notebooks, "smoke")
+    with tempfile.TemporaryDirectory() as tmp:
+        results = runner.execute(runs, Path(tmp))
+        for run, result in zip(runs, results):
+            if result.status != "ok":
+                print(f"{run.name}: not refreshed, execution failed: {result.error}")
+                continue
+            source = nbs.read(run.notebook)
+            executed = nbs.read(Path(result.output))
+            nbs.write(nbs.strip_outputs(source, keep_from=executed), run.notebook)
+            kept = sum(nbs.is_checked(c) for c in source.cells)
+            print(f"{run.name}: saved the outputs of {kept} checked cell(s), stripped the rest")
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``course`` command."""
+    args = _parser().parse_args(argv)
+    from utils.runner import RunnerError
+
+    handlers = {"run": _cmd_run, "list": _cmd_list, "hardware": _cmd_hardware,
+                "new": _cmd_new, "refresh": _cmd_refresh}
+    try:
+        return handlers[args.command](args)
+    except (RunnerError, FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"course {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
