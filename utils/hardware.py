@@ -514,7 +514,8 @@ def cpu_info(
         cpu.notes.append("a virtual machine reports its nominal clock in /proc/cpuinfo; the "
                          "cores may run faster (turbo), so the real peak can be higher")
     if cpu.clock_ghz is None:
-        cpu.unknown["clock"] = "no clock in the model name, cpufreq or /proc/cpuinfo; pass clock_ghz="
+        cpu.unknown["clock"] = ("no clock in the model name, cpufreq or /proc/cpuinfo; "
+                                "pass clock_ghz=")
 
     if cpu.usable_cores and cpu.clock_ghz:
         for precision in ("fp32", "fp64"):

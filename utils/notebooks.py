@@ -107,9 +107,11 @@ def title(notebook: Any) -> str:
 
 def badges_markdown(stem: str) -> str:
     """Colab and Binder badges that open notebook ``stem`` from the course repository."""
-    colab = f"https://colab.research.google.com/github/{utils.REPOSITORY}/blob/main/notebooks/{stem}.ipynb"
-    binder = f"https://mybinder.org/v2/gh/{utils.REPOSITORY}/main?labpath=notebooks%2F{stem}.ipynb"
-    return (f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
+    repo = utils.REPOSITORY
+    colab = f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{stem}.ipynb"
+    binder = f"https://mybinder.org/v2/gh/{repo}/main?labpath=notebooks%2F{stem}.ipynb"
+    colab_badge = "https://colab.research.google.com/assets/colab-badge.svg"
+    return (f"[![Open in Colab]({colab_badge})]({colab}) "
             f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({binder})")
 
 
@@ -127,22 +129,29 @@ def strip_outputs(notebook: Any, keep_from: Any | None = None) -> Any:
 
     With ``keep_from`` (an executed copy of the same notebook), checked cells take their
     outputs from it, matched by cell id; otherwise checked cells keep the outputs they have.
-    Execution counts and widget state are dropped everywhere.
+    Execution counts are kept only on checked cells (nbval needs them); widget state is
+    dropped.
     """
     clean = copy.deepcopy(notebook)
     executed = {c.get("id"): c for c in keep_from.cells} if keep_from is not None else {}
     for cell in clean.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         if is_checked(cell):
             if keep_from is not None:
                 source = executed.get(cell.get("id"))
                 cell.outputs = copy.deepcopy(source.outputs) if source is not None else []
+                cell.execution_count = source.execution_count if source is not None else None
+            # nbval refuses a cell saved with outputs but no execution count ("unrun")
+            if cell.outputs and cell.execution_count is None:
+                cell.execution_count = 1
+            if not cell.outputs:
+                cell.execution_count = None
             for output in cell.outputs:
                 if "execution_count" in output:
-                    output["execution_count"] = None
+                    output["execution_count"] = cell.execution_count
         else:
+            cell.execution_count = None
             cell.outputs = []
         for key in ("execution", "papermill", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
@@ -164,7 +173,7 @@ def scaffold(stem: str, heading: str, chapter_section: str) -> Any:
         v4.new_code_cell(SETUP_SOURCE),
         v4.new_markdown_cell("## Parameters\n\nInstructors can set these with "
                              f"`course run {stem} -p NAME VALUE`."),
-        v4.new_code_cell("# One line per parameter: NAME: type = value  # what it means, with units",
+        v4.new_code_cell("# One line per parameter: NAME: type = value  # meaning, with units",
                          metadata={"tags": ["parameters"]}),
         v4.new_code_cell("from utils.parameters import Rule, check_parameters\n\n"
                          "check_parameters(globals())"),

@@ -120,9 +120,8 @@ def check_value(name: str, value: Any, annotation: Any = Any, rule: Rule | None 
             high = rule.max if rule.max is not None else None
             if (low is not None and item < low) or (high is not None and item > high):
                 what = f"every item of {name}" if isinstance(value, (list, tuple)) else name
-                bounds = " <= ".join(
-                    [f"{low:g}"] * (low is not None) + [what] + [f"{high:g}"] * (high is not None)
-                )
+                parts = ([f"{low:g}"] if low is not None else []) + [what]
+                bounds = " <= ".join(parts + ([f"{high:g}"] if high is not None else []))
                 raise ParameterError(f"{name} = {value!r} is out of range: allowed {bounds}.")
 
 

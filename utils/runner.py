@@ -117,6 +117,8 @@ def load_parameter_file(path: Path, stems: list[str]) -> dict[str, dict[str, Any
     data = _yaml(Path(path))
     if not isinstance(data, dict):
         raise RunnerError(f"{path}: expected 'NAME: value' lines.")
+    # YAML reads a bare notebook number such as 01 as an integer: restore its two digits.
+    data = {f"{k:02d}" if isinstance(k, int) else str(k): v for k, v in data.items()}
     keyed = [k for k in data if any(k == s or s.startswith(f"{k}_") for s in stems)]
     if keyed and len(keyed) == len(data):
         out: dict[str, dict[str, Any]] = {}
@@ -255,7 +257,8 @@ def summary_table(results: list[RunResult]) -> str:
     for r in failed:
         out.append(f"{r.notebook}: {r.error.splitlines()[0] if r.error else 'failed'}")
     ok = sum(r.status != "failed" for r in results)
-    out.append(f"{ok} of {len(results)} notebook(s) {'prepared' if results and results[0].status == 'prepared' else 'succeeded'}.")
+    verb = "prepared" if results and results[0].status == "prepared" else "succeeded"
+    out.append(f"{ok} of {len(results)} notebook(s) {verb}.")
     return "\n".join(out)
 
 

@@ -16,11 +16,11 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
         return "n/a"
     if value == 0 or math.isinf(value):
         return f"{value:g} {unit}".strip()
-    magnitude = abs(value)
+    rounded = float(f"{value:.{digits}g}")  # round first: 999.96 B is 1.00 kB, not 1000 B
     for factor, prefix in _PREFIXES:
-        if magnitude >= factor * 0.9995:
+        if abs(rounded) >= factor:
             break
-    scaled = value / factor
+    scaled = rounded / factor
     decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(scaled)))))
     return f"{scaled:.{decimals}f} {prefix}{unit}".strip()
 
