@@ -7,9 +7,10 @@ without waiting for the device a timer measures only how fast work was queued.
 ``sync="auto"`` recognises TensorFlow tensors, JAX arrays and PyTorch CUDA tensors in the
 result. The first call (tracing and compilation included) is timed separately.
 
-Overhead (tests/benchmarks/bench_timing_overhead.py, 2-core AMD EPYC, Python 3.11): about
-0.1 µs per call of an empty function inside a repeat and a few µs per repeat; negligible next
-to anything worth timing (a 256x256 matmul takes tens of µs).
+Overhead (python -m tests.benchmarks.bench_timing_overhead, 2-core AMD EPYC VM, Python
+3.11): about 6 ns per call inside a repeat on top of the 51 ns of calling an empty Python
+function, and about 0.6 µs per repeat (loop set-up and the synchronisation check). Negligible
+next to anything worth timing: a 256x256 matmul takes about 190 µs there.
 """
 
 from __future__ import annotations
