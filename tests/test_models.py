@@ -1,0 +1,225 @@
+"""utils.models: AlexNet's arithmetic against the paper's layout and the Keras model."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from utils import data
+from utils.models import (
+    PRESETS,
+    alexnet_layers,
+    alexnet_table,
+    check_alexnet_arguments,
+    check_precision,
+    count_params,
+    forward_macs,
+    memory_estimate,
+    min_input_size,
+    precision_support,
+    training_flops_per_image,
+)
+from utils.parameters import ParameterError
+
+# The 2012 network, ungrouped, at 227x227 with 1000 classes, worked out by hand:
+# conv: k*k*c_in*c_out + c_out parameters, out*out*k*k*c_in*c_out multiply-adds.
+HAND = {
+    "conv1": (11 * 11 * 3 * 96 + 96, 55 * 55 * 11 * 11 * 3 * 96, (55, 55, 96)),
+    "conv2": (5 * 5 * 96 * 256 + 256, 27 * 27 * 5 * 5 * 96 * 256, (27, 27, 256)),
+    "conv3": (3 * 3 * 256 * 384 + 384, 13 * 13 * 3 * 3 * 256 * 384, (13, 13, 384)),
+    "conv4": (3 * 3 * 384 * 384 + 384, 13 * 13 * 3 * 3 * 384 * 384, (13, 13, 384)),
+    "conv5": (3 * 3 * 384 * 256 + 256, 13 * 13 * 3 * 3 * 384 * 256, (13, 13, 256)),
+    "fc6": (6 * 6 * 256 * 4096 + 4096, 6 * 6 * 256 * 4096, (4096,)),
+    "fc7": (4096 * 4096 + 4096, 4096 * 4096, (4096,)),
+    "fc8": (4096 * 1000 + 1000, 4096 * 1000, (1000,)),
+}
+
+
+def facts():
+    table = data.load("alexnet").set_index("quantity")["value"]
+    return {key: int(value) for key, value in table.items()}
+
+
+def test_the_2012_network_layer_by_layer():
+    layers = {layer.name: layer for layer in alexnet_layers()}
+    for name, (params, macs, shape) in HAND.items():
+        assert layers[name].params == params, name
+        assert layers[name].macs == macs, name
+        assert layers[name].output_shape == shape, name
+        assert layers[name].flops == 2 * macs
+    assert layers["pool1"].output_shape == (27, 27, 96)
+    assert layers["pool2"].output_shape == (13, 13, 256)
+    assert layers["pool5"].output_shape == (6, 6, 256)
+    assert layers["conv1"].matmul == (55 * 55, 11 * 11 * 3, 96)  # im2col shape
+
+
+def test_totals_match_the_known_figures():
+    known = facts()
+    layers = alexnet_layers(227, 1000, 1.0)
+    assert count_params(layers) == 62_378_344 == known["parameters_ungrouped_227"]
+    assert forward_macs(layers) == known["forward_macs_ungrouped_227"]
+    assert training_flops_per_image(layers) == 6 * forward_macs(layers)
+    grouped = alexnet_layers(grouped=True)
+    assert count_params(grouped) == known["parameters_grouped_caffe"] == 60_965_224
+    assert forward_macs(grouped) == known["forward_macs_grouped_227"]
+    assert 2 * forward_macs(grouped) == known["forward_flops_grouped_227"]
+
+
+@pytest.mark.parametrize("input_size,classes,width", [(99, 10, 0.25), (131, 7, 0.5),
+                                                      (227, 10, 1.0), (67, 2, 0.125)])
+def test_analytic_formula_for_other_sizes(input_size, classes, width):
+    def out(size, k, s, pad):
+        return -(-size // s) if pad == "same" else (size - k) // s + 1
+
+    size = out(input_size, 11, 4, "valid")
+    c1 = max(1, round(96 * width))
+    expected_params = 11 * 11 * 3 * c1 + c1
+    expected_macs = size * size * 11 * 11 * 3 * c1
+    size = out(size, 3, 2, "valid")
+    channels = c1
+    for filters, k, pool in ((256, 5, True), (384, 3, False), (384, 3, False), (256, 3, True)):
+        f = max(1, round(filters * width))
+        expected_params += k * k * channels * f + f
+        expected_macs += size * size * k * k * channels * f
+        channels = f
+        if pool:
+            size = out(size, 3, 2, "valid")
+    features = size * size * channels
+    for units in (round(4096 * width), round(4096 * width), classes):
+        expected_params += features * units + units
+        expected_macs += features * units
+        features = units
+    layers = alexnet_layers(input_size, classes, width)
+    assert count_params(layers) == expected_params
+    assert forward_macs(layers) == expected_macs
+
+
+def test_too_small_inputs_and_bad_sizes_are_refused():
+    assert min_input_size() == 67
+    alexnet_layers(67, 10, 0.125)
+    with pytest.raises(ParameterError, match="at least 67x67"):
+        alexnet_layers(66, 10)
+    with pytest.raises(ParameterError, match="at least 67x67"):
+        check_alexnet_arguments(32, 10, 1.0)
+    with pytest.raises(ParameterError, match="num_classes"):
+        alexnet_layers(227, 1)
+    with pytest.raises(ParameterError, match="width"):
+        alexnet_layers(227, 10, 0)
+
+
+def test_presets_are_one_argument_apart_and_valid():
+    assert PRESETS["full"] == {"input_size": 227, "width": 1.0}
+    for preset in PRESETS.values():
+        alexnet_layers(num_classes=10, **preset)
+
+
+def test_table_lists_every_layer():
+    table = alexnet_table(alexnet_layers(lrn=True))
+    assert list(table.index) == ["input", "conv1", "lrn1", "pool1", "conv2", "lrn2", "pool2",
+                                 "conv3", "conv4", "conv5", "pool5", "flatten", "fc6", "fc7",
+                                 "fc8"]
+    assert table["parameters"].sum() == 62_378_344
+    assert table.loc["conv1", "as matmul (M x K x N)"] == "3025 x 363 x 96"
+
+
+def test_memory_estimate_adds_up():
+    layers = alexnet_layers()
+    params = count_params(layers)
+    per_image = sum(layer.activations for layer in layers if layer.kind != "flatten")
+    sgd = memory_estimate(layers, 128, optimizer="sgd")
+    adam = memory_estimate(layers, 128, optimizer="adam", activation_bytes=2)
+    assert sgd.weights == sgd.gradients == 4 * params and sgd.optimizer_state == 0
+    assert adam.optimizer_state == 8 * params
+    assert sgd.activations == per_image * 128 * 4 and adam.activations == per_image * 128 * 2
+    assert sgd.total == sum(value for _, value in sgd.rows()[:-1])
+    assert sgd.fraction_of(2 * sgd.total) == 0.5
+    assert "total" in str(sgd)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        memory_estimate(layers, 1, optimizer="lamb")
+
+
+def fake_report(accelerator, simd=(), cc=None, name="GPU"):
+    gpus = [SimpleNamespace(name=name, compute_capability=cc)] if accelerator == "gpu" else []
+    return SimpleNamespace(accelerator=accelerator, gpus=gpus, cpu=SimpleNamespace(simd=list(simd)))
+
+
+def test_precision_support_by_device():
+    zen4 = fake_report("cpu", simd=["avx2", "avx512_bf16"])
+    assert precision_support(zen4)["mixed_bfloat16"] is None
+    assert "slow" in precision_support(zen4)["mixed_float16"]
+    assert "emulated" in precision_support(fake_report("cpu", simd=["avx2"]))["mixed_bfloat16"]
+    check_precision("mixed_float16", zen4)  # runs on a CPU, slowly: measured, not refused
+    with pytest.raises(ParameterError, match="TPUs compute in bfloat16"):
+        check_precision("mixed_float16", fake_report("tpu"), name="PRECISIONS")
+    with pytest.raises(ParameterError, match="compute capability 7.5"):
+        check_precision("mixed_bfloat16", fake_report("gpu", cc="7.5", name="Tesla T4"))
+    check_precision("mixed_bfloat16", fake_report("gpu", cc="8.0", name="A100"))
+    with pytest.raises(ParameterError, match="not a precision"):
+        check_precision("float8", zen4)
+
+
+# ---- the Keras model ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [dict(input_size=99, num_classes=10, width=0.25),
+                                    dict(input_size=131, num_classes=7, width=0.5, lrn=True),
+                                    dict(input_size=99, num_classes=10, width=0.25,
+                                         grouped=True)])
+def test_keras_model_matches_the_arithmetic(kwargs):
+    from utils.models import build_alexnet, layer_params
+
+    model = build_alexnet(**kwargs)
+    layers = alexnet_layers(kwargs["input_size"], kwargs["num_classes"], kwargs["width"],
+                            grouped=kwargs.get("grouped", False), lrn=kwargs.get("lrn", False))
+    assert model.count_params() == count_params(layers)
+    assert layer_params(model) == {s.name: s.params for s in layers if s.params}
+    for spec in layers:
+        if spec.kind in ("conv", "pool", "lrn", "dense"):
+            assert tuple(model.get_layer(spec.name).output.shape[1:]) == spec.output_shape
+
+
+def test_full_keras_model_has_62378344_parameters():
+    from utils.models import build_alexnet
+
+    model = build_alexnet(227, 1000, 1.0)
+    assert model.count_params() == 62_378_344
+    del model
+
+
+def test_logits_stay_float32_under_mixed_precision():
+    import keras
+    import numpy as np
+
+    from utils.models import build_alexnet
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_alexnet(67, 10, 0.125)
+        logits = model(np.zeros((2, 67, 67, 3), np.uint8))
+        assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert tuple(logits.shape) == (2, 10)
+
+
+def test_lrn_layer_matches_tensorflow():
+    import numpy as np
+    import tensorflow as tf
+
+    from utils.models import _lrn_layer_class
+
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 12)).astype("float32") * 30
+    ours = np.asarray(_lrn_layer_class()()(x))
+    theirs = tf.nn.local_response_normalization(x, depth_radius=2, bias=2.0, alpha=1e-4,
+                                                beta=0.75).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+def test_importing_models_and_datasets_is_cheap():
+    from conftest import run_python
+
+    result = run_python("import sys, utils.models, utils.datasets\n"
+                        "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False False"
