@@ -10,7 +10,11 @@ and the next cell checks them::
     check_parameters(globals(), MATRIX_SIZES=Rule(min=16, max=8192),
                      DEVICE=Rule(choices=["auto", "cpu", "gpu"]))
 
-The type comes from the annotation; ``Rule`` adds a range or a list of choices. A wrong value
+The type comes from the annotation; ``Rule`` adds a range or a list of choices. Use plain
+annotations in the parameters cell (``int``, ``float``, ``bool``, ``str``, ``list[int]``...):
+papermill cannot parse ``int | None`` there and would not see the parameter, so use a sentinel
+value instead (``LIMIT: int = 0  # 0 means no limit``). :func:`check_value` itself understands
+unions, for checks outside the parameters cell. A wrong value
 raises :class:`ParameterError`, which names the parameter, the value and what is allowed, and
 shows in Jupyter as one line instead of a traceback.
 """
