@@ -88,7 +88,7 @@ def test_interval_reaching_no_growth_is_open_ended():
 
 def test_describe_scales_units():
     fit = fit_exponential([2012, 2013, 2014, 2015], [1, 16, 256, 4096])  # 4 doublings a year
-    assert fit.describe("months", 12).startswith("doubling time 3 months")
+    assert fit.describe("months", 12).startswith("doubling time 3.00 months")
     assert "4 points, 2012-2015" in str(fit)
 
 

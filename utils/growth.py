@@ -93,7 +93,7 @@ class ExponentialFit:
         low, high = self.doubling_time_ci
 
         def fmt(value: float) -> str:
-            return "inf" if math.isinf(value) else f"{value * scale:.{digits}g}"
+            return "inf" if math.isinf(value) else f"{value * scale:#.{digits}g}".rstrip(".")
 
         return (f"doubling time {fmt(self.doubling_time)} {unit} "
                 f"(standard error {fmt(self.doubling_time_se)}, "
