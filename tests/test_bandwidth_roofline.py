@@ -26,6 +26,7 @@ def test_stream_kernels_compute_and_report_a_rate(kernel):
     assert result.gb_per_s > 0.05
     assert result.threads == 2 and result.array_mb == pytest.approx(4.0, rel=0.01)
     assert f"STREAM {kernel}" in str(result)
+    assert result.best_gb_per_s >= result.gb_per_s
 
 
 def test_stream_rejects_bad_arguments():
@@ -56,5 +57,8 @@ def test_plot_roofline_draws_roofs_and_points():
                   [KernelPoint("matmul", 170, 140.0), KernelPoint("add", 1 / 12)])
     labels = [line.get_label() for line in ax.get_lines()]
     assert "this CPU (measured)" in labels and "H100 (reference)" in labels
+    plot_roofline(ax, [Roof("V100", 15_700, 900), Roof("H100", 66_900, 3350)])
+    styles = {line.get_label(): line.get_linestyle() for line in ax.get_lines()}
+    assert styles["V100 (reference)"] != styles["H100 (reference)"]
     assert ax.get_xscale() == "log" and "FLOP/byte" in ax.get_xlabel()
     plt.close(fig)

@@ -8,8 +8,8 @@ cache-sized blocks (``a_blk = s*c_blk`` then ``a_blk += b_blk`` while ``a_blk`` 
 cache), so main memory sees the same traffic as STREAM's fused loop. Threads split the arrays,
 because one core rarely saturates memory; NumPy releases the GIL inside ufuncs.
 
-The figure reported is STREAM's: counted bytes over the median time (write-allocate traffic
-is not counted, as in STREAM).
+The figure reported is STREAM's: counted bytes over the median time (``gb_per_s``) or over the
+fastest repeat (``best_gb_per_s``); write-allocate traffic is not counted, as in STREAM.
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ class BandwidthResult:
     array_mb: float
     threads: int
     stats: Stats
+
+    @property
+    def best_gb_per_s(self) -> float:
+        """Bandwidth of the fastest repeat (best-of, like a best-of matmul on a roofline)."""
+        return self.gb_per_s * self.stats.median / self.stats.min
 
     def __str__(self) -> str:
         return (f"STREAM {self.kernel}: {self.gb_per_s:.1f} GB/s ({self.threads} thread(s), "

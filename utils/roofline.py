@@ -64,16 +64,22 @@ def elementwise_intensity(flops_per_element: float = 1, arrays: int = 3,
 
 def plot_roofline(ax: Any, roofs: Sequence[Roof], points: Sequence[KernelPoint] = (),
                   intensity_range: tuple[float, float] = (1 / 64, 4096)) -> None:
-    """Draw roofs (measured ones solid orange, references dashed blue) and kernel points
-    on log-log axes labelled in FLOP/byte and GFLOP/s."""
+    """Draw roofs (measured ones solid orange, references blue, each with its own dash
+    pattern) and kernel points on log-log axes labelled in FLOP/byte and GFLOP/s."""
     import numpy as np
 
     from utils.plotting import MEASURED, REFERENCE
 
     xs = np.geomspace(*intensity_range, 200)
+    reference_styles = ["--", ":", "-.", (0, (5, 1, 1, 1))]
+    references = 0
     for roof in roofs:
         ys = np.minimum(roof.peak_gflops, roof.bandwidth_gbs * xs)
-        style = dict(color=MEASURED, ls="-") if roof.measured else dict(color=REFERENCE, ls="--")
+        if roof.measured:
+            style = dict(color=MEASURED, ls="-")
+        else:  # every reference roof in blue, each with its own dash pattern
+            style = dict(color=REFERENCE, ls=reference_styles[references % len(reference_styles)])
+            references += 1
         tag = "measured" if roof.measured else "reference"
         ax.plot(xs, ys, lw=2, label=f"{roof.name} ({tag})", **style)
         ax.axvline(roof.ridge, color=style["color"], lw=0.6, alpha=0.4)
