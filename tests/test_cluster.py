@@ -439,3 +439,59 @@ def test_a_crashing_tensorflow_worker_stops_the_blocked_survivor():
     assert "worker 1 of 2 failed" in str(caught.value)
     assert "RuntimeError: injected crash on worker 1 at step 2" in str(caught.value)
     assert no_children_left() == [] and cluster.live_workers() == []
+
+
+# ------------------------------------------------------------------------------------------
+# In a real Jupyter kernel: Kernel > Interrupt and Kernel > Restart
+# ------------------------------------------------------------------------------------------
+
+def _kernel_with_workers(tmp_path: Path):
+    """A Jupyter kernel busy in launch() with two workers that ignore SIGTERM."""
+    from jupyter_client.manager import KernelManager
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    worker = script(tmp_path, f"""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open(os.path.join({str(pids)!r}, str(os.getpid())), "w").close()
+        time.sleep(600)
+    """)[1]
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    message_id = client.execute(
+        f"import sys; sys.path.insert(0, {str(utils.REPO_ROOT)!r})\n"
+        "from utils import cluster\n"
+        f"cluster.launch([sys.executable, {worker!r}], 2, timeout_s=600, echo=False)\n")
+    assert wait_until(lambda: len(list(pids.iterdir())) == 2, 60)
+    return manager, client, message_id, [int(p.name) for p in pids.iterdir()]
+
+
+@pytest.mark.timeout(180)
+def test_kernel_interrupt_stops_every_worker(tmp_path):
+    manager, client, message_id, pids = _kernel_with_workers(tmp_path)
+    try:
+        manager.interrupt_kernel()
+        reply = client.get_shell_msg(timeout=60)
+        while reply["parent_header"].get("msg_id") != message_id:
+            reply = client.get_shell_msg(timeout=60)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert all(wait_until(lambda pid=pid: gone(pid), 10) for pid in pids)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+@pytest.mark.timeout(180)
+def test_kernel_restart_leaves_no_worker_behind(tmp_path):
+    manager, client, _, pids = _kernel_with_workers(tmp_path)
+    try:
+        manager.shutdown_kernel(now=True)  # what a restart does to a busy kernel: kill it
+        assert all(wait_until(lambda pid=pid: gone(pid), 15) for pid in pids)
+    finally:
+        client.stop_channels()
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
