@@ -426,6 +426,7 @@ def test_two_tensorflow_workers_train_and_agree():
     assert first["final_loss"] == second["final_loss"]
     assert len(first["step_times_s"]) == 6 and first["step_s"] > 0
     assert first["gradient_bytes"] == 4 * first["parameters"] > 0
+    assert first["allreduce_s"] > 0 and first["peak_memory_mb"] > 0
     assert run.workers[0].arrays and run.max_difference() == 0.0
     assert no_children_left() == []
 

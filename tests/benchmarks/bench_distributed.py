@@ -45,7 +45,9 @@ def main() -> None:
         rate = run.results[0]["global_batch"] / max(r["step_s"] for r in run.results)
         print(f"{workers} worker(s): median step {steps} ms per worker, {rate:.0f} images/s in "
               f"all, wall {run.wall_s:.1f} s, peak memory per worker "
-              f"{max(r['peak_memory_mb'] for r in run.results):.0f} MB"
+              f"{max(r['peak_memory_mb'] for r in run.results):.0f} MB, all-reduce of "
+              f"{run.results[0]['gradient_bytes'] / 1e6:.2f} MB of gradients "
+              f"{1e3 * max(r['allreduce_s'] for r in run.results):.2f} ms"
               + (f", weights max difference {run.max_difference():g}" if workers > 1 else ""))
 
 

@@ -127,6 +127,26 @@ def inject_fault(args: argparse.Namespace, worker: int, step: int) -> None:
         time.sleep(3600)
 
 
+def time_allreduce(strategy: tf.distribute.Strategy, size: int, repeats: int = 10) -> float:
+    """Median seconds of one all-reduce of ``size`` float32 numbers across all replicas: the
+    communication a training step adds (every worker runs it the same number of times)."""
+    with strategy.scope():
+        values = tf.Variable(tf.ones([size]))
+
+    @tf.function
+    def all_reduce():
+        return strategy.run(
+            lambda: tf.distribute.get_replica_context().all_reduce("sum", values * 1.0))
+
+    times = []
+    for i in range(repeats + 2):  # two untimed calls: tracing and warm-up
+        start = time.perf_counter()
+        float(tf.reduce_sum(strategy.experimental_local_results(all_reduce())[0]))
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def summarize(args: argparse.Namespace, strategy: tf.distribute.Strategy, model: keras.Model,
               step_times: list[float], loss: float, worker: int) -> dict:
     """Throughput and step time of this worker, and its final weights, for the launcher."""
@@ -153,6 +173,7 @@ def summarize(args: argparse.Namespace, strategy: tf.distribute.Strategy, model:
         "final_loss": loss,
         "parameters": parameters,
         "gradient_bytes": 4 * parameters,
+        "allreduce_s": time_allreduce(strategy, parameters),
         "startup_s": time.perf_counter() - STARTED - sum(step_times),
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,  # Linux: kB
         "step_times_s": step_times,
