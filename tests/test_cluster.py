@@ -496,3 +496,15 @@ def test_kernel_restart_leaves_no_worker_behind(tmp_path):
         client.stop_channels()
         if manager.has_kernel:
             manager.shutdown_kernel(now=True)
+
+
+def test_a_finished_worker_whose_child_holds_its_output_does_not_stall_the_run(tmp_path):
+    command = script(tmp_path, """
+        import subprocess
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # inherits stdout
+        print("done", flush=True)
+    """)
+    start = time.monotonic()
+    run = cluster.launch(command, 1, timeout_s=60, echo=False)
+    assert time.monotonic() - start < 30 and run.workers[0].log == ["done"]
+    assert no_children_left() == []

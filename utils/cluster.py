@@ -525,7 +525,8 @@ def launch(
                 stop(grace_s)
                 raise _failure(first, procs[first].returncode, ended[first], others, ports, logs,
                                num_workers)
-            if len(ended) == num_workers and not open_streams:
+            if len(ended) == num_workers:  # all exited; a child they left may hold a stream
+                drain(open_streams, set(open_streams), limit_s=2.0)
                 break
             if now > deadline:
                 drain(open_streams, set(), limit_s=0.1)
