@@ -199,3 +199,14 @@ def test_synthetic_batches_repeat_one_batch():
     batches = [x.numpy() for x, _ in data]
     assert batches[0].shape == (8, 67, 67, 3) and batches[0].dtype == np.uint8
     np.testing.assert_array_equal(batches[0], batches[2])
+
+
+def test_class_names_say_which_way_the_stripes_run():
+    """A name gives the stripes' direction as imshow shows them (row 0 on top), in degrees
+    counter-clockwise from horizontal: the gradient's direction turned by 90 degrees."""
+    data = load_dataset("generated", train_size=100, test_size=1, num_classes=10, announce=False)
+    for image, label in zip(data.x_train, data.y_train):
+        named = float(data.class_names[label].split()[-1].rstrip("°"))
+        seen = (90 - np.degrees(stripe_orientation(image))) % 180
+        gap = abs(named - seen) % 180
+        assert min(gap, 180 - gap) < 9 + 3, (data.class_names[label], seen)

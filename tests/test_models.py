@@ -223,3 +223,9 @@ def test_importing_models_and_datasets_is_cheap():
                         "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False False"
+
+
+def test_precision_support_for_the_cpu_of_a_gpu_machine():
+    t4 = fake_report("gpu", simd=["avx2"], cc="7.5", name="Tesla T4")
+    assert precision_support(t4)["mixed_bfloat16"].startswith("not supported")
+    assert precision_support(t4, "cpu")["mixed_bfloat16"].startswith("runs, but")

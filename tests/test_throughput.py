@@ -93,6 +93,7 @@ def test_callback_times_a_real_fit():
     assert result.epoch_images == (64, 64)
     assert 0 < result.images_per_s < math.inf and meter.images_per_s == result.images_per_s
     assert result.to_dict()["steps"] == 16
+    assert meter.model is None, "a finished measurement lets go of the model"
     model.fit(np.ones((16, 4)), np.ones((16, 3)), batch_size=8, epochs=1, verbose=0,
               callbacks=[meter])
     assert meter.result().steps == 2, "a new fit starts a new measurement"

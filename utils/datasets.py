@@ -142,8 +142,10 @@ def generate_images(count: int, resolution: int = 32, num_classes: int = 10, *,
 
 
 def _orientation_names(num_classes: int) -> tuple[str, ...]:
+    """Class names by the direction of the stripes as an image shows them (row 0 at the top):
+    degrees counter-clockwise from horizontal, at the centre of the class's band."""
     band = 180 / num_classes
-    return tuple(f"stripes {k * band:.0f}-{(k + 1) * band:.0f} deg" for k in range(num_classes))
+    return tuple(f"stripes near {(90 - (k + 0.5) * band) % 180:.0f}°" for k in range(num_classes))
 
 
 # --------------------------------------------------------------------------------------------

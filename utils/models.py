@@ -327,20 +327,23 @@ def _cc(value: str | None) -> float | None:
         return None
 
 
-def precision_support(report: Any) -> dict[str, str | None]:
-    """Which of :data:`PRECISIONS` the device in ``report`` (a
-    :class:`utils.hardware.HardwareReport`) can train in.
+def precision_support(report: Any, kind: str | None = None) -> dict[str, str | None]:
+    """Which of :data:`PRECISIONS` a device can compute in.
 
-    Returns ``{precision: None}`` for a supported one (or a note when it runs but slowly) and
-    ``{precision: "not supported: why"}`` for one it cannot run.
+    ``report`` is a :class:`utils.hardware.HardwareReport`; ``kind`` (``"cpu"``, ``"gpu"`` or
+    ``"tpu"``) picks the device, by default the report's fastest (``report.accelerator``).
+    Returns ``{precision: None}`` for a supported one, a note when it runs but slowly, and
+    ``"not supported: why"`` for one the device cannot run. The same answer holds for the bare
+    number formats (``"bfloat16"`` for ``"mixed_bfloat16"``).
     """
+    kind = kind or report.accelerator
     out: dict[str, str | None] = {"float32": None}
-    if report.accelerator == "tpu":
+    if kind == "tpu":
         out["mixed_bfloat16"] = None
         out["mixed_float16"] = "not supported: TPUs compute in bfloat16, not float16"
-    elif report.accelerator == "gpu":
-        cc = _cc(report.gpus[0].compute_capability)
-        name = report.gpus[0].name
+    elif kind == "gpu":
+        cc = _cc(report.gpus[0].compute_capability) if report.gpus else None
+        name = report.gpus[0].name if report.gpus else "this GPU"
         if cc is not None and cc < 8.0:
             out["mixed_bfloat16"] = (f"not supported: {name} (compute capability {cc:g}) has no "
                                      "bfloat16 arithmetic; it needs compute capability >= 8.0")
@@ -427,7 +430,8 @@ def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float =
     Input: ``(input_size, input_size, 3)`` pixels in [0, 255] (uint8 or float); a Rescaling
     layer divides by 255. Output: float32 logits (the last layer stays float32 under a mixed
     precision policy, so compile with ``from_logits=True``). Layers are named as in the paper
-    (conv1..conv5, pool1, pool2, pool5, fc6..fc8). Build it inside ``strategy.scope()`` to
+    (conv1..conv5, pool1, pool2, pool5, fc6..fc8). Weights start from He-normal initialisation
+    (seeded by ``seed``; ``None`` for a random start). Build it inside ``strategy.scope()`` to
     place its variables with a ``tf.distribute`` strategy; the global dtype policy
     (``keras.mixed_precision.set_global_policy``) applies when it is built.
 
@@ -445,8 +449,8 @@ def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float =
                                                lrn=lrn)}
     layers = keras.layers
 
-    def init(i: int) -> Any:
-        return keras.initializers.GlorotUniform(seed=None if seed is None else seed + i)
+    def init(i: int) -> Any:  # He et al. 2015: trains from scratch more reliably than 2012's N(0, 0.01)
+        return keras.initializers.HeNormal(seed=None if seed is None else seed + i)
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1 / 255, name="rescale")(inputs)

@@ -174,6 +174,9 @@ def _callback_class() -> Any:
     class ThroughputCallback(keras.callbacks.Callback):
         """Keras callback: images/s and step time of ``fit``, warm-up apart.
 
+        It lets go of the model when training ends (the numbers stay), so a finished
+        measurement does not keep a model and its optimizer in memory.
+
         Args:
             batch_size: the (global) batch size ``fit`` trains with; with a ``tf.data``
                 pipeline, batch it with ``drop_remainder=True`` so every step is full.
@@ -207,6 +210,9 @@ def _callback_class() -> Any:
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             self.meter.end_epoch()
+
+        def on_train_end(self, logs: Any = None) -> None:
+            self.set_model(None)  # a measurement should not keep a trained model in memory
 
         def result(self) -> ThroughputResult:
             """What was measured so far."""
