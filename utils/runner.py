@@ -246,7 +246,9 @@ def execute(
 
 def summary_table(results: list[RunResult]) -> str:
     """A plain-text table: notebook, status, duration, peak memory, first error line."""
-    head = ("notebook", "status", "duration", "peak memory")
+    from utils.memory import MEMORY_METRIC
+
+    head = ("notebook", "status", "duration", f"peak memory ({MEMORY_METRIC.upper()})")
     rows = [(r.notebook, r.status, f"{r.duration_s:.1f} s",
              f"{r.peak_memory_mb:.0f} MB" if r.peak_memory_mb else "n/a") for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
@@ -265,6 +267,7 @@ def summary_table(results: list[RunResult]) -> str:
 def write_summary(results: list[RunResult], output_dir: Path, profile: str) -> Path:
     """Write ``summary.json`` (machine-readable) beside the executed notebooks."""
     from utils.hardware import hardware_report
+    from utils.memory import MEMORY_METRIC
 
     report = hardware_report()
     summary = {
@@ -275,6 +278,7 @@ def write_summary(results: list[RunResult], output_dir: Path, profile: str) -> P
                  "accelerator": report.accelerator,
                  "gpus": [g.name for g in report.gpus]},
         "ok": all(r.status != "failed" for r in results),
+        "memory_metric": MEMORY_METRIC,
         "notebooks": [asdict(r) for r in results],
     }
     path = Path(output_dir) / "summary.json"

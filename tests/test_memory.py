@@ -1,0 +1,47 @@
+"""utils.memory: per-process and process-tree memory, and the peak while code runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from utils import memory
+from utils.memory import PeakMemory, children_bytes, process_bytes, rss_bytes
+
+
+def test_this_process_has_memory():
+    assert rss_bytes() > 1e6
+    assert 0 < process_bytes() <= rss_bytes() * 1.5
+
+
+def test_pss_counts_shared_pages_once_across_children():
+    if memory.MEMORY_METRIC != "pss":
+        pytest.skip("this system reports no proportional set size")
+    code = "import numpy, time; time.sleep(20)"
+    children = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]
+    try:
+        time.sleep(3)  # let them import numpy
+        pss = children_bytes(metric="pss")
+        rss = children_bytes(metric="rss")
+        assert 0 < pss < rss  # the three share Python's and NumPy's libraries
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+def test_peak_memory_sees_a_child_that_grows():
+    code = "b = bytearray(200_000_000); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
+    with PeakMemory(interval=0.05) as peak:
+        subprocess.run([sys.executable, "-c", code], check=True)
+    assert peak.megabytes is not None and peak.megabytes > 150
+    assert children_bytes() < 150e6  # the child has gone
+
+
+def test_peak_memory_with_nothing_measured():
+    with PeakMemory(measure=lambda: 0) as peak:
+        pass
+    assert peak.megabytes is None
