@@ -1,0 +1,225 @@
+"""utils.scaling: speedup and efficiency, Amdahl and Gustafson, the ring all-reduce cost model,
+ResNet-50 on paper, and the published scaling data it is set against."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+import utils
+from utils import data
+from utils.scaling import (
+    LINKS,
+    allreduce_bytes,
+    amdahl_speedup,
+    efficiency,
+    gustafson_speedup,
+    karp_flatt,
+    laws_table,
+    load_references,
+    predicted_efficiency,
+    resnet50_counts,
+    ring_allreduce_seconds,
+    scaling_table,
+    speedup,
+)
+
+# ---- speedup and efficiency ------------------------------------------------------------------
+
+
+def test_speedup_and_efficiency():
+    assert speedup(300.0, 100.0) == 3.0
+    assert efficiency(3.0, 4) == 0.75
+    assert efficiency(np.float64(2.0), np.int64(2)) == 1.0  # values out of pandas work too
+    for bad in (0, -1.0, float("nan"), True, "3"):
+        with pytest.raises(ValueError):
+            speedup(bad, 1.0)
+    with pytest.raises(ValueError):
+        efficiency(2.0, 0)
+
+
+def test_strong_scaling_table():
+    table = scaling_table([4, 1, 2], [250.0, 100.0, 180.0], mode="strong", batch=64)
+    assert list(table["replicas"]) == [1, 2, 4]  # sorted, the smallest is the baseline
+    assert list(table["global_batch"]) == [64, 64, 64]
+    assert list(table["per_replica_batch"]) == [64, 32, 16]
+    assert list(table["speedup"]) == pytest.approx([1.0, 1.8, 2.5])
+    assert list(table["efficiency_pct"]) == pytest.approx([100.0, 90.0, 62.5])
+    assert table.attrs["mode"] == "strong"
+
+
+def test_weak_scaling_table():
+    table = scaling_table([1, 2, 4], [100.0, 190.0, 360.0], mode="weak", batch=32)
+    assert list(table["global_batch"]) == [32, 64, 128]
+    assert list(table["per_replica_batch"]) == [32, 32, 32]
+    assert list(table["efficiency_pct"]) == pytest.approx([100.0, 95.0, 90.0])
+
+
+def test_scaling_table_refuses_what_cannot_be_measured():
+    with pytest.raises(ValueError, match="does not split evenly over 3"):
+        scaling_table([1, 3], [1.0, 2.0], mode="strong", batch=64)
+    with pytest.raises(ValueError, match="'strong' or 'weak'"):
+        scaling_table([1, 2], [1.0, 2.0], mode="both", batch=64)
+    with pytest.raises(ValueError, match="same length"):
+        scaling_table([1, 2], [1.0], mode="weak", batch=8)
+
+
+# ---- the laws ----------------------------------------------------------------------------------
+
+
+def test_amdahl():
+    assert amdahl_speedup(0.0, 16) == 16
+    assert amdahl_speedup(1.0, 16) == 1
+    assert amdahl_speedup(0.05, 8) == pytest.approx(1 / (0.05 + 0.95 / 8))
+    # never above 1 / s, approached as n grows
+    assert amdahl_speedup(0.1, 10**9) == pytest.approx(10, rel=1e-6)
+    assert all(amdahl_speedup(0.1, n) < 10 for n in (2, 64, 4096))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        amdahl_speedup(1.5, 4)
+
+
+def test_gustafson():
+    assert gustafson_speedup(0.0, 64) == 64
+    assert gustafson_speedup(1.0, 64) == 1
+    assert gustafson_speedup(0.05, 8) == pytest.approx(0.05 + 0.95 * 8)
+    assert gustafson_speedup(0.25, 1024) > amdahl_speedup(0.25, 1024)
+
+
+def test_karp_flatt_inverts_amdahl():
+    for s in (0.0, 0.01, 0.05, 0.3):
+        for p in (2, 8, 100):
+            assert karp_flatt(amdahl_speedup(s, p), p) == pytest.approx(s, abs=1e-12)
+    with pytest.raises(ValueError, match="at least 2 devices"):
+        karp_flatt(1.0, 1)
+
+
+def test_laws_table():
+    table = laws_table([0.0, 0.1], [2, 8])
+    assert len(table) == 4
+    assert set(table.columns) == {"serial_fraction", "n", "amdahl", "gustafson", "amdahl_limit"}
+    row = table[(table["serial_fraction"] == 0.1) & (table["n"] == 8)].iloc[0]
+    assert row["amdahl"] == pytest.approx(amdahl_speedup(0.1, 8))
+    assert row["amdahl_limit"] == pytest.approx(10)
+    assert math.isinf(table[table["serial_fraction"] == 0.0]["amdahl_limit"].iloc[0])
+
+
+# ---- the cost model ----------------------------------------------------------------------------
+
+
+def test_ring_allreduce_alpha_beta():
+    n, beta, alpha = 100e6, 10e9, 5e-6
+    assert ring_allreduce_seconds(n, 1, beta, alpha) == 0.0
+    assert ring_allreduce_seconds(n, 2, beta) == pytest.approx(n / beta)  # 2 (p-1)/p = 1
+    assert ring_allreduce_seconds(n, 4, beta, alpha) == pytest.approx(6 * alpha + 1.5 * n / beta)
+    # the bandwidth term tends to 2 n / beta; the latency term grows with p
+    big = ring_allreduce_seconds(n, 1024, beta)
+    assert 1.99 * n / beta < big < 2 * n / beta
+    times = [ring_allreduce_seconds(n, p, beta, alpha) for p in (2, 4, 8, 16)]
+    assert times == sorted(times)
+    with pytest.raises(ValueError):
+        ring_allreduce_seconds(-1, 4, beta)
+    with pytest.raises(ValueError):
+        ring_allreduce_seconds(n, 4, 0.0)
+
+
+def test_predicted_efficiency_with_and_without_overlap():
+    compute, n, beta = 0.1, 50e6, 10e9
+    comm = ring_allreduce_seconds(n, 8, beta)
+    assert predicted_efficiency(compute, n, 8, beta) == pytest.approx(compute / (compute + comm))
+    assert predicted_efficiency(compute, n, 1, beta) == 1.0
+    assert predicted_efficiency(compute, n, 8, beta, overlap=1.0) == 1.0  # comm < compute: hidden
+    half = predicted_efficiency(compute, n, 8, beta, overlap=0.5)
+    assert half == pytest.approx(compute / (compute + comm / 2))
+    # overlap cannot hide more than the compute time
+    assert predicted_efficiency(0.001, n, 8, beta, overlap=1.0) == pytest.approx(
+        0.001 / (0.001 + comm - 0.001))
+    with pytest.raises(ValueError, match="overlap"):
+        predicted_efficiency(compute, n, 8, beta, overlap=1.5)
+
+
+def test_links_and_bytes():
+    assert LINKS["PCIe 3.0 x16"].gb_per_s == pytest.approx(15.75)
+    assert LINKS["NVLink 2.0"].gb_per_s == 50
+    assert LINKS["InfiniBand EDR"].bandwidth_bytes_per_s == 100e9 / 8
+    assert allreduce_bytes(62_378_344) == 249_513_376
+    assert allreduce_bytes(10, 2) == 20
+    with pytest.raises(ValueError):
+        allreduce_bytes(0)
+
+
+# ---- ResNet-50 on paper ------------------------------------------------------------------------
+
+
+def test_resnet50_counts_match_the_known_figures():
+    keras_like = resnet50_counts()
+    paper = resnet50_counts(conv_bias=False)
+    assert keras_like.parameters == 25_583_592  # keras.applications.ResNet50: trainable weights
+    assert paper.parameters == 25_557_032  # He et al. 2016 (no convolution biases)
+    assert keras_like.macs == paper.macs
+    assert 3.8e9 < paper.macs < 3.9e9  # "3.8 x 10^9 FLOPs" (multiply-adds) in the paper
+    assert keras_like.forward_flops == 2 * keras_like.macs
+    assert keras_like.training_flops == 6 * keras_like.macs
+    names = [name for name, _, _ in keras_like.layers]
+    assert len([n for n in names if n.endswith("_0")]) == 4  # one projection per stage
+    assert len([n for n in names if n.startswith("conv")]) == 1 + 3 * 16 + 4
+    assert names[-1] == "predictions"
+    assert resnet50_counts(num_classes=10).parameters == 25_583_592 - 2048 * 990 - 990
+
+
+def test_resnet50_matches_keras_applications():
+    import keras
+
+    model = keras.applications.ResNet50(weights=None)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    counts = resnet50_counts()
+    assert trainable == counts.parameters
+    by_layer = {name: params for name, params, _ in counts.layers}
+    assert int(model.get_layer("conv1_conv").count_params()) + 2 * 64 == by_layer["conv1"]
+    assert (int(model.get_layer("conv3_block1_2_conv").count_params()) + 2 * 128
+            == by_layer["conv3_block1_2"])
+    assert tuple(model.get_layer("conv5_block3_out").output.shape[1:3]) == (7, 7)
+    del model
+
+
+# ---- the published data --------------------------------------------------------------------------
+
+
+def test_references_are_numbers_and_add_up():
+    refs = load_references()
+    assert refs["images_per_s"].dtype == float and refs["batch_per_device"].dtype == float
+    for (source, hardware, model), rows in refs.groupby(["source", "hardware", "model"]):
+        for row in rows.itertuples():
+            if row.speedup == row.speedup:  # efficiency agrees with the (rounded) speedup
+                rounding = 0.005 if row.speedup < 10 else 0.05  # 2 decimals below 10, else 1
+                assert row.efficiency_pct == pytest.approx(
+                    100 * row.speedup / row.devices, abs=100 * rounding / row.devices + 0.05), \
+                    (model, row.devices)
+        one = rows[rows["devices"] == 1]
+        if len(one) and one["images_per_s"].notna().all():
+            base = float(one["images_per_s"].iloc[0])
+            for row in rows.itertuples():
+                assert row.speedup == pytest.approx(row.images_per_s / base, abs=0.006), \
+                    (hardware, model, row.devices)
+    dgx_alexnet = refs[(refs["hardware"] == "DGX-1 P100 NVLink") & (refs["model"] == "AlexNet")]
+    assert list(dgx_alexnet["efficiency_pct"]) == [100.0, 94.7, 88.0, 74.6]
+    assert set(dgx_alexnet["batch_per_device"]) == {512}
+
+
+def test_a_malformed_reference_names_the_line(tmp_path):
+    shutil.copy(utils.DATA_DIR / "scaling.csv", tmp_path / "scaling.csv")
+    text = (tmp_path / "scaling.csv").read_text().replace(",64,219,", ",64,2 19,", 1)
+    (tmp_path / "scaling.csv").write_text(text)
+    with pytest.raises(data.DataFileError, match=r"line 2, column 'images_per_s'"):
+        load_references(tmp_path)
+
+
+def test_importing_scaling_is_cheap():
+    from conftest import run_python
+
+    result = run_python("import sys, utils.scaling, utils.data_parallel\n"
+                        "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False False"
