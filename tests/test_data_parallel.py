@@ -30,7 +30,7 @@ def test_no_gpu_means_virtual_cpus():
     plan = plan_replicas(None, gpus=0, virtual_cpus=4)
     assert (plan.kind, plan.devices, plan.counts, plan.virtual) == ("CPU", 4, (1, 2, 4), True)
     assert "no GPU found" in plan.line and "virtual CPU devices" in plan.line
-    assert "not a speedup" in plan.line
+    assert "not a speedup from more hardware" in plan.line
 
 
 def test_one_gpu_is_not_enough_to_mirror_over():

@@ -61,7 +61,7 @@ class ReplicaPlan:
                "1 GPU found, and data parallelism needs at least two devices")
         return (f"{why}: measuring {counts} replica(s) over {self.devices} virtual CPU "
                 "devices, which share this machine's cores (they show the mechanics and the "
-                "overhead, not a speedup).")
+                "overhead, not a speedup from more hardware).")
 
     def __str__(self) -> str:
         return self.line
