@@ -112,7 +112,8 @@ def test_the_picture_has_a_shard_and_a_replica_per_device():
 TOLERANCE = 1e-6
 
 SAME_WEIGHTS = """
-from utils.data_parallel import plan_replicas, setup_devices, mirrored_strategy, max_weight_difference, model_weights
+from utils.data_parallel import plan_replicas, setup_devices, max_weight_difference, model_weights
+from utils.strategy import mirrored_strategy
 plan = plan_replicas(None, gpus=0, virtual_cpus=4, global_batch=32)
 setup = setup_devices(plan)
 import keras, numpy as np, tensorflow as tf
@@ -162,7 +163,8 @@ def test_mirrored_on_virtual_devices_gives_the_weights_of_one_device():
 
 def test_refusals_are_one_clear_line_never_a_tensorflow_traceback():
     result = run_python("""
-        from utils.data_parallel import plan_replicas, setup_devices, mirrored_strategy
+        from utils.data_parallel import plan_replicas, setup_devices
+        from utils.strategy import mirrored_strategy
         from utils.strategy import DeviceError
         setup = setup_devices(plan_replicas(None, gpus=0, virtual_cpus=2), announce=False)
         for call in (lambda: mirrored_strategy(setup.devices, 4),
@@ -186,7 +188,8 @@ def test_refusals_are_one_clear_line_never_a_tensorflow_traceback():
 def test_one_gpu_plan_mirrors_over_virtual_cpus_and_says_why():
     # a plan made on a machine with one GPU, carried out here (where TensorFlow sees no GPU)
     result = run_python("""
-        from utils.data_parallel import ReplicaPlan, setup_devices, mirrored_strategy
+        from utils.data_parallel import ReplicaPlan, setup_devices
+        from utils.strategy import mirrored_strategy
         setup = setup_devices(ReplicaPlan("CPU", 3, (1, 2, 3), 1))
         print("DEVICES", len(setup.devices), mirrored_strategy(setup.devices, 3).num_replicas_in_sync)
     """)

@@ -106,3 +106,19 @@ def test_invalid_virtual_cpu_counts(bad):
 
     with pytest.raises(DeviceError, match="must be >= 1"):
         configure_jax_cpu_devices(bad)
+
+
+def test_two_mirrored_strategies_of_different_sizes_train_in_one_process():
+    out = check(run_python("""
+        from utils.strategy import choose_strategy, configure_virtual_cpus
+        import numpy as np, keras
+        configure_virtual_cpus(4)
+        for replicas in (4, 2, 4):
+            choice = choose_strategy('mirrored', replicas=replicas, announce=False)
+            with choice.strategy.scope():
+                model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+                model.compile(optimizer="sgd", loss="mse")
+            model.fit(np.ones((32, 4)), np.ones((32, 1)), batch_size=8, epochs=1, verbose=0)
+            print("trained on", choice.num_replicas)
+    """))
+    assert out.count("trained on") == 3 and "trained on 2" in out

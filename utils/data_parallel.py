@@ -7,9 +7,8 @@ replicas, and the plumbing that lets one process compare 1, 2, 4, ... replicas.
   what is here and what to change.
 * :func:`setup_devices` configures them (virtual CPUs must be set before TensorFlow's first
   operation) and prints one line: asked for, found, used.
-* :func:`mirrored_strategy` is ``tf.distribute.MirroredStrategy(devices[:replicas])``, with
-  all-reduce keys of its own so that several strategies over different device sets can train
-  one after another in the same process (see its docstring).
+* ``utils.strategy.mirrored_strategy`` then mirrors over the first *k* of those devices, with
+  all-reduce keys of its own, so 1, 2, 4 ... replicas can train one after another in one process.
 * :func:`max_weight_difference` compares two models' weights; :func:`draw_data_parallelism`
   draws the idea (replicas, per-replica and global batch, gradient all-reduce).
 
@@ -18,7 +17,6 @@ TensorFlow is imported inside the functions that need it; importing this module 
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -27,7 +25,6 @@ __all__ = [
     "plan_replicas",
     "default_counts",
     "setup_devices",
-    "mirrored_strategy",
     "model_weights",
     "max_weight_difference",
     "draw_data_parallelism",
@@ -192,48 +189,6 @@ def setup_devices(plan: ReplicaPlan, *, announce: bool = True) -> DeviceSetup:
 # --------------------------------------------------------------------------------------------
 # MirroredStrategy over a subset of the devices
 # --------------------------------------------------------------------------------------------
-
-_KEY_SPACING = 10_000
-_next_key_base = itertools.count(1)
-
-
-def mirrored_strategy(devices: Sequence[str], replicas: int | None = None) -> Any:
-    """``tf.distribute.MirroredStrategy(devices[:replicas])``, safe to use beside others.
-
-    TensorFlow numbers the all-reduce groups of every ``MirroredStrategy`` from the same start
-    (``_collective_key_base``, 0 outside TensorFlow's own tests). A second strategy over a
-    *different* set of devices in the same process then reuses the first one's group key and
-    fails at its first all-reduce ("Device CPU:1 is joining a group with size 4, but that group
-    has size 2"). Each strategy made here gets a key range of its own; the cross-device
-    algorithm is TensorFlow's default (a ring on CPUs, NCCL on GPUs). Where a TensorFlow
-    version lacks the attribute, the strategy reduces to one device instead
-    (``tf.distribute.ReductionToOneDevice``), which has no keys to collide.
-
-    Raises:
-        DeviceError: more replicas asked for than devices given.
-    """
-    import tensorflow as tf
-
-    from utils.strategy import DeviceError
-
-    devices = list(devices)
-    replicas = len(devices) if replicas is None else replicas
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise DeviceError(f"replicas must be a whole number >= 1, got {replicas!r}.")
-    if replicas > len(devices):
-        raise DeviceError(f"{replicas} replicas asked for, but only {len(devices)} device(s) "
-                          f"are configured ({', '.join(devices) or 'none'}); ask for at most "
-                          f"{len(devices)}, or configure more virtual CPU devices before "
-                          "TensorFlow starts (restart the kernel).")
-    chosen = devices[:replicas]
-    base = tf.distribute.MirroredStrategy
-    if hasattr(base, "_collective_key_base"):
-        keyed = type("MirroredStrategy", (base,),
-                     {"_collective_key_base": _KEY_SPACING * next(_next_key_base),
-                      "__doc__": base.__doc__})
-        return keyed(chosen)
-    return base(chosen, cross_device_ops=tf.distribute.ReductionToOneDevice())
-
 
 # --------------------------------------------------------------------------------------------
 # Comparing models

@@ -22,10 +22,11 @@ devices JAX sees (TPU cores, GPUs, or CPU devices simulated with
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 __all__ = [
     "KINDS",
@@ -33,6 +34,7 @@ __all__ = [
     "StrategyChoice",
     "DistributionChoice",
     "choose_strategy",
+    "mirrored_strategy",
     "configure_virtual_cpus",
     "choose_distribution",
     "configure_jax_cpu_devices",
@@ -142,6 +144,45 @@ def configure_virtual_cpus(n: int) -> list[str]:
     return names
 
 
+_KEY_SPACING = 10_000
+_next_key_base = itertools.count(1)
+
+
+def mirrored_strategy(devices: Sequence[str], replicas: int | None = None) -> Any:
+    """``tf.distribute.MirroredStrategy(devices[:replicas])``, safe to use beside others.
+
+    TensorFlow numbers the all-reduce groups of every ``MirroredStrategy`` from the same start
+    (``_collective_key_base``). A second strategy over a *different* set of devices in the same
+    process then reuses the first one's group key and fails at its first all-reduce ("Device
+    CPU:1 is joining a group with size 4, but that group has size 2"): measuring 1, 2 and 4
+    replicas in one kernel needs each strategy to have keys of its own, which this gives. The
+    cross-device algorithm stays TensorFlow's default (a ring on CPUs, NCCL on GPUs). Where a
+    TensorFlow version lacks the attribute, the strategy reduces to one device instead
+    (``tf.distribute.ReductionToOneDevice``), which has no keys to collide.
+
+    Raises:
+        DeviceError: more replicas asked for than devices given.
+    """
+    tf = _tf()
+    devices = list(devices)
+    replicas = len(devices) if replicas is None else replicas
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise DeviceError(f"replicas must be a whole number >= 1, got {replicas!r}.")
+    if replicas > len(devices):
+        raise DeviceError(f"{replicas} replicas asked for, but only {len(devices)} device(s) "
+                          f"are configured ({', '.join(devices) or 'none'}); ask for at most "
+                          f"{len(devices)}, or configure more virtual CPU devices before "
+                          "TensorFlow starts (restart the kernel).")
+    chosen = devices[:replicas]
+    base = tf.distribute.MirroredStrategy
+    if hasattr(base, "_collective_key_base"):
+        keyed = type("MirroredStrategy", (base,),
+                     {"_collective_key_base": _KEY_SPACING * next(_next_key_base),
+                      "__doc__": base.__doc__})
+        return keyed(chosen)
+    return base(chosen, cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
 def _found(tpu_cores: int, gpus: list[str], cpus: list[str]) -> str:
     parts = [f"{tpu_cores} TPU core(s)" if tpu_cores else "no TPU",
              f"{len(gpus)} GPU(s)" if gpus else "no GPU"]
@@ -200,10 +241,14 @@ def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:
                 pass
-    wanted_virtual = virtual_cpus or (replicas if kind == "mirrored" and not gpus
-                                      and replicas and replicas > 1 else None)
-    if wanted_virtual and not gpus:
-        configure_virtual_cpus(wanted_virtual)
+    if not gpus and virtual_cpus:
+        configure_virtual_cpus(virtual_cpus)
+    elif not gpus and kind == "mirrored" and replicas and replicas > 1:
+        # split the CPU only if it is not already split into enough devices
+        configured = tf.config.get_logical_device_configuration(
+            tf.config.list_physical_devices("CPU")[0])
+        if not configured or len(configured) < replicas:
+            configure_virtual_cpus(replicas)
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     logical_gpus = [d.name for d in tf.config.list_logical_devices("GPU")] if gpus else []
     asked = repr(kind) + (f" with {replicas} replicas" if replicas else "")
@@ -248,7 +293,7 @@ def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
     what = f"{len(chosen)} GPU(s)" if pool_kind == "GPU" else (
         f"{len(chosen)} virtual CPU device(s), which share the same cores" if len(chosen) > 1
         else "the CPU alone (1 replica; pass virtual_cpus=N to see data parallelism)")
-    strategy = tf.distribute.MirroredStrategy(chosen)
+    strategy = mirrored_strategy(chosen)
     return _done(StrategyChoice(strategy, asked, found, f"MirroredStrategy over {what}",
                                 chosen), announce)
 
