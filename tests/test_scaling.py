@@ -11,18 +11,15 @@ import pytest
 
 import utils
 from utils import data
+from utils.interconnect import ring_allreduce_seconds
 from utils.scaling import (
-    LINKS,
-    allreduce_bytes,
     amdahl_speedup,
     efficiency,
     gustafson_speedup,
     karp_flatt,
     laws_table,
-    load_references,
     predicted_efficiency,
     resnet50_counts,
-    ring_allreduce_seconds,
     scaling_table,
     speedup,
 )
@@ -109,22 +106,6 @@ def test_laws_table():
 # ---- the cost model ----------------------------------------------------------------------------
 
 
-def test_ring_allreduce_alpha_beta():
-    n, beta, alpha = 100e6, 10e9, 5e-6
-    assert ring_allreduce_seconds(n, 1, beta, alpha) == 0.0
-    assert ring_allreduce_seconds(n, 2, beta) == pytest.approx(n / beta)  # 2 (p-1)/p = 1
-    assert ring_allreduce_seconds(n, 4, beta, alpha) == pytest.approx(6 * alpha + 1.5 * n / beta)
-    # the bandwidth term tends to 2 n / beta; the latency term grows with p
-    big = ring_allreduce_seconds(n, 1024, beta)
-    assert 1.99 * n / beta < big < 2 * n / beta
-    times = [ring_allreduce_seconds(n, p, beta, alpha) for p in (2, 4, 8, 16)]
-    assert times == sorted(times)
-    with pytest.raises(ValueError):
-        ring_allreduce_seconds(-1, 4, beta)
-    with pytest.raises(ValueError):
-        ring_allreduce_seconds(n, 4, 0.0)
-
-
 def test_predicted_efficiency_with_and_without_overlap():
     compute, n, beta = 0.1, 50e6, 10e9
     comm = ring_allreduce_seconds(n, 8, beta)
@@ -138,19 +119,6 @@ def test_predicted_efficiency_with_and_without_overlap():
         0.001 / (0.001 + comm - 0.001))
     with pytest.raises(ValueError, match="overlap"):
         predicted_efficiency(compute, n, 8, beta, overlap=1.5)
-
-
-def test_links_and_bytes():
-    assert LINKS["PCIe 3.0 x16"].gb_per_s == pytest.approx(15.75)
-    assert LINKS["NVLink 2.0"].gb_per_s == 50
-    assert LINKS["InfiniBand EDR"].bandwidth_bytes_per_s == 100e9 / 8
-    assert allreduce_bytes(62_378_344) == 249_513_376
-    assert allreduce_bytes(10, 2) == 20
-    with pytest.raises(ValueError):
-        allreduce_bytes(0)
-
-
-# ---- ResNet-50 on paper ------------------------------------------------------------------------
 
 
 def test_resnet50_counts_match_the_known_figures():
@@ -188,8 +156,8 @@ def test_resnet50_matches_keras_applications():
 
 
 def test_references_are_numbers_and_add_up():
-    refs = load_references()
-    assert refs["images_per_s"].dtype == float and refs["batch_per_device"].dtype == float
+    refs = data.load("scaling")
+    assert refs["images_per_s"].dtype == float and str(refs["batch_per_device"].dtype) == "Int64"
     for (source, hardware, model), rows in refs.groupby(["source", "hardware", "model"]):
         for row in rows.itertuples():
             if row.speedup == row.speedup:  # efficiency agrees with the (rounded) speedup
@@ -213,7 +181,7 @@ def test_a_malformed_reference_names_the_line(tmp_path):
     text = (tmp_path / "scaling.csv").read_text().replace(",64,219,", ",64,2 19,", 1)
     (tmp_path / "scaling.csv").write_text(text)
     with pytest.raises(data.DataFileError, match=r"line 2, column 'images_per_s'"):
-        load_references(tmp_path)
+        data.load("scaling", tmp_path)
 
 
 def test_importing_scaling_is_cheap():

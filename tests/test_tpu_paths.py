@@ -13,7 +13,7 @@ from conftest import run_python
 
 import utils
 from utils.backends import (BackendChoice, JaxProcessError, choose_backend, installed,
-                            on_first_device, run_in_jax_process, tensorflow_supports_tpu)
+                            run_in_jax_process, tensorflow_supports_tpu)
 from utils.strategy import DeviceError
 
 TF_ONLY = {"tensorflow": "2.21.0", "tensorflow-tpu": None, "jax": None}

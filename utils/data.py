@@ -200,9 +200,23 @@ SCHEMAS: dict[str, Schema] = {
             Column("devices", "int", min=1, max=1e6),
             Column("speedup", "float", required=False, min=0.01, max=1e6),
             Column("efficiency_pct", "float", required=False, min=0, max=200),
+            Column("batch_per_device", "int", required=False, min=1, max=1e5),
+            Column("images_per_s", "float", required=False, min=0.01, max=1e8),
             Column("note", required=False),
         ),
         "Published data-parallel scaling results",
+    ),
+    "interconnects": Schema(
+        "interconnects.csv",
+        (
+            Column("link"),
+            Column("connects"),
+            Column("bandwidth_gbs_per_direction", "float", min=0.1, max=1e4),
+            Column("source"),
+            Column("note", required=False),
+        ),
+        "Links between devices and nodes: bandwidth per direction",
+        unique=("link",),
     ),
     "tpu_v1_paper": Schema(
         "tpu_v1_paper.csv",

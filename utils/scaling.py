@@ -17,12 +17,10 @@ Laws:
 
 Cost model of one data-parallel step (no framework needed, so notebooks can check it with nbval):
 
-* :func:`ring_allreduce_seconds`: the alpha-beta cost of a ring all-reduce of *n* bytes over
-  *p* devices, ``2 (p - 1) alpha + 2 (p - 1) / p * n / beta`` (Patarasuk and Yuan, 2009; the
-  algorithm of Baidu's ring all-reduce, NCCL and Horovod).
 * :func:`predicted_efficiency`: compute time of a step against compute plus the all-reduce
-  that cannot be hidden behind it.
-* :data:`LINKS`: the links the course compares (PCIe 3.0 x16, NVLink 2.0, InfiniBand EDR).
+  that cannot be hidden behind it, the all-reduce priced by
+  :func:`utils.interconnect.ring_allreduce_seconds` (the alpha-beta model of a ring; Patarasuk
+  and Yuan, 2009) over the links of data/interconnects.csv.
 * :func:`resnet50_counts`: ResNet-50's parameters and multiply-adds, layer by layer on paper
   (the AlexNet counterpart is :func:`utils.models.alexnet_layers`).
 """
@@ -34,6 +32,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from utils.interconnect import ring_allreduce_seconds
+
 __all__ = [
     "speedup",
     "efficiency",
@@ -42,20 +42,10 @@ __all__ = [
     "gustafson_speedup",
     "karp_flatt",
     "laws_table",
-    "Link",
-    "LINKS",
-    "GRADIENT_BYTES",
-    "allreduce_bytes",
-    "ring_allreduce_seconds",
     "predicted_efficiency",
     "ModelCounts",
     "resnet50_counts",
-    "load_references",
 ]
-
-#: Bytes per gradient value all-reduced in float32 training.
-GRADIENT_BYTES = 4
-
 
 # --------------------------------------------------------------------------------------------
 # Measured speedup and efficiency
@@ -180,58 +170,8 @@ def laws_table(serial_fractions: Iterable[float], counts: Iterable[int]) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# The alpha-beta model of a ring all-reduce
+# The efficiency the alpha-beta model predicts
 # --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Link:
-    """A link between devices: bandwidth each way (bytes/s) and the latency of one message."""
-
-    name: str
-    bandwidth_bytes_per_s: float  # each direction
-    latency_s: float
-    note: str = ""
-
-    @property
-    def gb_per_s(self) -> float:
-        return self.bandwidth_bytes_per_s / 1e9
-
-
-#: The links the course compares, with the bandwidth a ring can use on each (data sheets; the
-#: latencies are typical orders of magnitude for one message, which matter only for small
-#: messages). NVLink 2.0 is quoted at 50 GB/s per link counting both directions; NCCL runs rings
-#: both ways over it, so a ring all-reduce gets the full 50 GB/s.
-LINKS: dict[str, Link] = {
-    "PCIe 3.0 x16": Link("PCIe 3.0 x16", 15.75e9, 5e-6,
-                         "16 lanes x 8 GT/s with 128b/130b encoding: 15.75 GB/s each way"),
-    "NVLink 2.0": Link("NVLink 2.0", 50e9, 5e-6,
-                       "one link: 25 GB/s each way, 50 GB/s both ways (V100 has six)"),
-    "InfiniBand EDR": Link("InfiniBand EDR", 12.5e9, 2e-6,
-                           "4x EDR: 100 Gb/s = 12.5 GB/s each way, between nodes"),
-}
-
-
-def allreduce_bytes(parameters: int, bytes_per_value: int = GRADIENT_BYTES) -> int:
-    """Bytes of gradients each replica all-reduces per step: one value per parameter."""
-    return _count("parameters", parameters) * _count("bytes_per_value", bytes_per_value)
-
-
-def ring_allreduce_seconds(nbytes: float, devices: int, bandwidth_bytes_per_s: float,
-                           latency_s: float = 0.0) -> float:
-    """Alpha-beta time of a ring all-reduce of ``nbytes`` over ``devices`` devices.
-
-    The ring sends the data in ``p`` chunks around ``p`` devices twice (reduce-scatter, then
-    all-gather): ``2 (p - 1)`` messages of ``nbytes / p`` each, so
-    ``t = 2 (p - 1) alpha + 2 (p - 1) / p * nbytes / beta``. One device communicates nothing.
-    """
-    p = _count("devices", devices)
-    if nbytes < 0 or latency_s < 0:
-        raise ValueError("nbytes and latency_s must be >= 0")
-    _positive("bandwidth_bytes_per_s", bandwidth_bytes_per_s)
-    if p == 1:
-        return 0.0
-    return 2 * (p - 1) * latency_s + 2 * (p - 1) / p * nbytes / bandwidth_bytes_per_s
-
 
 def predicted_efficiency(compute_s: float, nbytes: float, devices: int,
                          bandwidth_bytes_per_s: float, latency_s: float = 0.0, *,
@@ -250,38 +190,6 @@ def predicted_efficiency(compute_s: float, nbytes: float, devices: int,
     comm = ring_allreduce_seconds(nbytes, devices, bandwidth_bytes_per_s, latency_s)
     exposed = comm - min(overlap * comm, compute)
     return compute / (compute + exposed)
-
-
-def load_references(data_dir: Any = None) -> Any:
-    """``data/scaling.csv`` (published scaling results) with ``batch_per_device`` and
-    ``images_per_s`` as numbers (empty cells become NaN).
-
-    Raises:
-        DataFileError: the file is malformed, or one of those two columns holds a value that is
-            not a positive number (the message names the line).
-    """
-    from utils import data
-
-    frame = data.load("scaling", data_dir)
-    for column in ("batch_per_device", "images_per_s"):
-        if column not in frame:
-            continue
-        values = []
-        for index, raw in frame[column].items():
-            if raw is None or (isinstance(raw, float) and math.isnan(raw)) or raw == "":
-                values.append(math.nan)
-                continue
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                value = math.nan
-            if not value > 0 or math.isinf(value):
-                raise data.DataFileError(
-                    f"{frame.attrs.get('source_file', 'scaling.csv')}, line {index + 2}, "
-                    f"column '{column}': {raw!r} is not a positive number.")
-            values.append(value)
-        frame[column] = values
-    return frame
 
 
 # --------------------------------------------------------------------------------------------
