@@ -110,3 +110,13 @@ def test_readme_lists_every_notebook_with_badges():
     readme = (utils.REPO_ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
         assert nbs.badges_markdown(path.stem) in readme, f"README course map lacks {path.stem}"
+
+
+def test_no_interact_widgets(notebook):
+    """ipywidgets.interact draws into an Output widget while the cell executes, which can hang
+    papermill and nbval (nbclient#312); utils.widgets.live draws only on change."""
+    _, nb = notebook
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not re.search(r"\binteract(_manual)?\(", cell.source), \
+                f"cell {index} uses interact(); use utils.widgets.live"
