@@ -51,18 +51,13 @@ class DeviceError(RuntimeError):
 
 
 @dataclass
-class StrategyChoice:
-    """A ``tf.distribute`` strategy and the one-line story of how it was chosen."""
+class _Choice:
+    """What was asked for, what was found, what is used: the one line every choice prints."""
 
-    strategy: Any
     asked: str
     found: str
     used: str
     devices: list[str] = field(default_factory=list)
-
-    @property
-    def num_replicas(self) -> int:
-        return int(self.strategy.num_replicas_in_sync)
 
     @property
     def line(self) -> str:
@@ -73,25 +68,25 @@ class StrategyChoice:
 
 
 @dataclass
-class DistributionChoice:
+class StrategyChoice(_Choice):
+    """A ``tf.distribute`` strategy and the one-line story of how it was chosen."""
+
+    strategy: Any = None
+
+    @property
+    def num_replicas(self) -> int:
+        return int(self.strategy.num_replicas_in_sync)
+
+
+@dataclass
+class DistributionChoice(_Choice):
     """A ``keras.distribution`` object (JAX backend) and how it was chosen."""
 
-    distribution: Any
-    asked: str
-    found: str
-    used: str
-    devices: list[str] = field(default_factory=list)
+    distribution: Any = None
 
     @property
     def num_replicas(self) -> int:
         return len(self.devices)
-
-    @property
-    def line(self) -> str:
-        return f"Asked for {self.asked}; found {self.found}; using {self.used}."
-
-    def __str__(self) -> str:
-        return self.line
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,15 +262,15 @@ def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
     if tpu_strategy is not None:
         cores = int(tpu_strategy.num_replicas_in_sync)
         found = _found(cores, gpus, cpus)
-        return _done(StrategyChoice(tpu_strategy, asked, found, f"TPUStrategy over {cores} TPU "
+        return _done(_strategy_choice(tpu_strategy, asked, found, f"TPUStrategy over {cores} TPU "
                                     "cores", [f"TPU:{i}" for i in range(cores)]), announce)
 
     found = _found(0, gpus, cpus) + tpu_note
     if kind == "default":
-        return _done(StrategyChoice(tf.distribute.get_strategy(), asked, found,
+        return _done(_strategy_choice(tf.distribute.get_strategy(), asked, found,
                                     "the default strategy (no distribution)", []), announce)
     if kind == "cpu":
-        return _done(StrategyChoice(tf.distribute.OneDeviceStrategy("/cpu:0"), asked, found,
+        return _done(_strategy_choice(tf.distribute.OneDeviceStrategy("/cpu:0"), asked, found,
                                     "OneDeviceStrategy on the CPU", ["/cpu:0"]), announce)
 
     pool, pool_kind = (logical_gpus, "GPU") if logical_gpus else (cpus, "CPU")
@@ -287,15 +282,25 @@ def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
     if kind == "one_device" or (kind == "auto" and len(pool) == 1) or (
             kind == "auto" and pool_kind == "CPU" and not virtual_cpus):
         device = pool[0]
-        return _done(StrategyChoice(tf.distribute.OneDeviceStrategy(device), asked, found,
+        return _done(_strategy_choice(tf.distribute.OneDeviceStrategy(device), asked, found,
                                     f"OneDeviceStrategy on {device}", [device]), announce)
     chosen = pool[: replicas or len(pool)]
     what = f"{len(chosen)} GPU(s)" if pool_kind == "GPU" else (
         f"{len(chosen)} virtual CPU device(s), which share the same cores" if len(chosen) > 1
         else "the CPU alone (1 replica; pass virtual_cpus=N to see data parallelism)")
     strategy = mirrored_strategy(chosen)
-    return _done(StrategyChoice(strategy, asked, found, f"MirroredStrategy over {what}",
+    return _done(_strategy_choice(strategy, asked, found, f"MirroredStrategy over {what}",
                                 chosen), announce)
+
+
+def _strategy_choice(strategy: Any, asked: str, found: str, used: str,
+                     devices: list[str]) -> StrategyChoice:
+    return StrategyChoice(asked, found, used, list(devices), strategy=strategy)
+
+
+def _distribution_choice(distribution: Any, asked: str, found: str, used: str,
+                         devices: list[str]) -> DistributionChoice:
+    return DistributionChoice(asked, found, used, list(devices), distribution=distribution)
 
 
 def _done(choice: Any, announce: bool) -> Any:
@@ -371,6 +376,6 @@ def choose_distribution(kind: str = "auto", *, announce: bool = True) -> Distrib
     devices = [f"{platform}:{d.id}" for d in by_kind[platform]]
     distribution = keras.distribution.DataParallel(devices=devices)
     simulated = " (simulated on the host CPU)" if platform == "cpu" and len(devices) > 1 else ""
-    return _done(DistributionChoice(distribution, repr(kind), found,
+    return _done(_distribution_choice(distribution, repr(kind), found,
                                     f"DataParallel over {len(devices)} {platform.upper()} "
                                     f"device(s){simulated}", devices), announce)
