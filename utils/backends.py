@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
+from utils.errors import CourseError
 import utils
 from utils.hardware import SystemPaths, detect_tpu
 from utils.strategy import DeviceError
@@ -243,11 +244,8 @@ def on_first_device(choice: Any) -> AbstractContextManager:
 _MARKER = "@@jax-process-result@@"
 
 
-class JaxProcessError(RuntimeError):
+class JaxProcessError(CourseError, RuntimeError):
     """The JAX process failed; the message holds the last lines it wrote."""
-
-    def _render_traceback_(self) -> list[str]:  # one clear block in Jupyter
-        return [f"JaxProcessError: {self}"]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from utils.errors import CourseError
+
 __all__ = [
     "ClusterError",
     "WorkerFailed",
@@ -75,7 +77,7 @@ _PORT_PROBLEM = re.compile(r"Could not start gRPC server|Failed to add port|Addr
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Failure)\b:?")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(CourseError, RuntimeError):
     """A multi-worker run that could not finish; the message says why and what to do.
 
     ``logs`` holds every worker's output lines (``{index: [line, ...]}``) for a closer look;
@@ -87,9 +89,6 @@ class ClusterError(RuntimeError):
         super().__init__(message)
         self.logs: dict[int, list[str]] = dict(logs or {})
         self.worker = worker  # the worker that failed first (None: not one in particular)
-
-    def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
-        return [f"{type(self).__name__}: {self}"]
 
 
 class WorkerFailed(ClusterError):

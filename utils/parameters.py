@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import types
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-__all__ = ["Rule", "ParameterError", "check_parameters", "check_value", "describe_type"]
+from utils.errors import ArgumentError, CourseError
+
+__all__ = ["Rule", "ParameterError", "as_parameters", "check_parameters", "check_value",
+           "describe_type"]
 
 
-class ParameterError(ValueError):
+class ParameterError(CourseError, ValueError):
     """A notebook parameter has a wrong type, is out of range or is not one of the choices."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
-        return [f"ParameterError: {self}"]
 
 
 @dataclass(frozen=True)
@@ -155,3 +156,19 @@ def check_parameters(namespace: Mapping[str, Any], /, **rules: Rule) -> dict[str
         check_value(name, namespace[name], annotations[name], rules.get(name))
         values[name] = namespace[name]
     return values
+
+
+@contextmanager
+def as_parameters(**names: str) -> Iterator[None]:
+    """Report a library's :class:`~utils.errors.ArgumentError` under the notebook's parameter.
+
+    ``with as_parameters(input_size="IMAGE_SIZE"): build_alexnet(input_size=IMAGE_SIZE)``
+    turns "input_size = 4 must be ..." into the :class:`ParameterError` "IMAGE_SIZE = 4 must
+    be ...". Errors about arguments not named here pass through unchanged.
+    """
+    try:
+        yield
+    except ArgumentError as error:
+        if error.argument not in names:
+            raise
+        raise ParameterError(error.describe(names[error.argument])) from None

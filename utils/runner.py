@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import utils
+from utils.errors import CourseError
 from utils import notebooks as nbs
 
 __all__ = [
@@ -40,7 +41,7 @@ PROFILES_FILE = utils.NOTEBOOKS_DIR / "profiles.yaml"
 PROFILES = ("smoke", "default", "full")
 
 
-class RunnerError(ValueError):
+class RunnerError(CourseError, ValueError):
     """A run that cannot start: an unknown notebook, profile or parameter, or a bad output."""
 
 

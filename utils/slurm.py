@@ -19,6 +19,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from utils.errors import CourseError
+
 __all__ = ["SlurmError", "SlurmJob", "sbatch_script", "write_sbatch", "TRAINING_MODULE"]
 
 #: The module every task runs (the same on a laptop and on the cluster).
@@ -28,12 +30,9 @@ _TIME = re.compile(r"^(?:\d+-)?\d{1,2}:\d{2}:\d{2}$|^\d+$")
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
-class SlurmError(ValueError):
+class SlurmError(CourseError, ValueError):
     """A job description that Slurm would refuse or that cannot run the training; the message
     names the field and what is allowed."""
-
-    def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
-        return [f"SlurmError: {self}"]
 
 
 @dataclass(frozen=True)

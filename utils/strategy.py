@@ -28,6 +28,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from utils.errors import CourseError
+
 __all__ = [
     "KINDS",
     "DeviceError",
@@ -43,11 +45,8 @@ __all__ = [
 KINDS = ("auto", "default", "one_device", "cpu", "mirrored", "tpu")
 
 
-class DeviceError(RuntimeError):
+class DeviceError(CourseError, RuntimeError):
     """The devices asked for cannot be used here; the message says why and what to do."""
-
-    def _render_traceback_(self) -> list[str]:  # one clear line in Jupyter
-        return [f"DeviceError: {self}"]
 
 
 @dataclass
