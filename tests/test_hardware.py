@@ -130,16 +130,48 @@ def test_odd_proc_cpuinfo_never_raises(fake_system, monkeypatch, content):
     assert str(report) and report._repr_html_().startswith("<table>")
 
 
-def test_arm_has_no_flops_entry_unless_given(fake_system, monkeypatch):
+def _arm_cpuinfo(implementer: str, part: str, features: str, cores: int = 4) -> str:
+    return "".join(f"processor\t: {n}\nBogoMIPS\t: 50.00\nFeatures\t: {features}\n"
+                   f"CPU implementer\t: {implementer}\nCPU architecture: 8\nCPU variant\t: 0x1\n"
+                   f"CPU part\t: {part}\nCPU revision\t: 1\n\n" for n in range(cores))
+
+
+@pytest.mark.parametrize("implementer, part, features, sve_bytes, isa_id, fp32, fp64, said", [
+    ("0x41", "0xd0c", "fp asimd evtstrm aes crc32 atomics", None, "neon_2fma", 16, 8,
+     "Neoverse N1"),                                         # Graviton2, Ampere Altra
+    ("0x41", "0xd40", "fp asimd sve bf16", 32, "sve256_2fma", 32, 16, "Neoverse V1"),
+    ("0x41", "0xd4f", "fp asimd sve sve2", 16, "neon_4fma", 32, 16, "Neoverse V2"),  # Grace
+    ("0x46", "0x001", "fp asimd sve", 64, "sve512_2fma", 64, 32, "A64FX"),           # Fugaku
+    ("0x61", "0x023", "fp asimd", None, "neon_4fma", 32, 16, "Apple M-series"),
+    ("0x48", "0xd01", "fp asimd sve", 32, "sve256_2fma", 32, 16, "SVE vectors of 256 bits"),
+    ("0x41", "0xd08", "fp asimd", None, "neon_2fma", 16, 8, "assumed two 128-bit FMA pipes"),
+])
+def test_arm_peak_from_the_cpu_features(fake_system, monkeypatch, implementer, part, features,
+                                        sve_bytes, isa_id, fp32, fp64, said):
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
-    fake_system.write("proc/cpuinfo", "processor\t: 0\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n"
-                      "model name\t: ARM Neoverse-N1\n\n")
-    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5)
-    assert cpu.fp32_flops_per_cycle is None
-    assert "aarch64" in cpu.unknown["flops_per_cycle"]
-    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, fp32_flops_per_cycle=16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    fake_system.write("proc/cpuinfo", _arm_cpuinfo(implementer, part, features))
+    if sve_bytes:
+        fake_system.write("proc/sys/abi/sve_default_vector_length", f"{sve_bytes}\n")
+    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, use_cpuinfo_library=False)
+    assert (cpu.isa_id, cpu.fp32_flops_per_cycle, cpu.fp64_flops_per_cycle) == (isa_id, fp32, fp64)
+    assert any(said in note for note in cpu.notes)
+    assert cpu.peak_gflops_fp32 == pytest.approx(cpu.usable_cores * 2.5 * fp32)
+
+
+def test_arm_without_vector_features_or_other_architectures_give_reasons(fake_system,
+                                                                        monkeypatch):
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    fake_system.write("proc/cpuinfo", _arm_cpuinfo("0x41", "0xfff", "fp"))
+    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, use_cpuinfo_library=False)
+    assert cpu.fp32_flops_per_cycle is None and "NEON" in cpu.unknown["flops_per_cycle"]
+    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, fp32_flops_per_cycle=16,
+                   use_cpuinfo_library=False)
     assert cpu.peak_gflops_fp32 == pytest.approx(cpu.usable_cores * 2.5 * 16)
     assert "flops_per_cycle" not in cpu.unknown
+    monkeypatch.setattr(platform, "machine", lambda: "riscv64")
+    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, use_cpuinfo_library=False)
+    assert "riscv64" in cpu.unknown["flops_per_cycle"]
 
 
 def test_fake_tpu_on_pci_bus_is_found(fake_system):

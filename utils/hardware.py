@@ -399,6 +399,7 @@ def _parse_proc_cpuinfo(text: str) -> dict[str, Any]:
     info: dict[str, Any] = {}
     info["model"] = first.get("model name") or first.get("Model") or first.get("cpu model")
     info["vendor"] = first.get("vendor_id") or first.get("CPU implementer")
+    info["part"] = first.get("CPU part")
     flags = first.get("flags") or first.get("Features") or ""
     info["flags"] = set(flags.split())
     for key, name in (("cpu family", "family"), ("model", "model_number")):
@@ -578,10 +579,28 @@ def _load_isa_table() -> dict[str, dict[str, Any]]:
     return {row["id"]: row for row in table.to_dict("records")}
 
 
+_X86 = ("x86_64", "amd64", "i686", "i386", "x86")
+_ARM64 = ("aarch64", "arm64", "armv8", "arm_8")
+
+#: Arm cores by (implementer, part) from /proc/cpuinfo, and their cpu_peak.csv row.
+_ARM_CORES = {
+    ("0x41", "0xd0b"): ("neon_2fma", "Cortex-A76"),
+    ("0x41", "0xd0c"): ("neon_2fma", "Neoverse N1"),
+    ("0x41", "0xd49"): ("neon_2fma", "Neoverse N2"),
+    ("0x41", "0xd40"): ("sve256_2fma", "Neoverse V1"),
+    ("0x41", "0xd4f"): ("neon_4fma", "Neoverse V2"),
+    ("0x46", "0x001"): ("sve512_2fma", "Fujitsu A64FX"),
+}
+
+
 def _choose_isa(arch: str | None, vendor: str | None, family: int | None,
-                flags: set[str]) -> tuple[str | None, str | None]:
+                flags: set[str], *, part: str | None = None, model: str | None = None,
+                sve_bytes: int | None = None) -> tuple[str | None, str | None]:
     """Pick the cpu_peak.csv row for this CPU: (id, note) or (None, reason)."""
-    if arch and arch.lower() not in ("x86_64", "amd64", "i686", "i386", "x86"):
+    name = (arch or "").lower()
+    if name in _ARM64:
+        return _choose_arm_isa(vendor, part, model, flags, sve_bytes)
+    if arch and name not in _X86:
         return None, (f"no FLOPs-per-cycle entry for {arch} in data/cpu_peak.csv; pass "
                       "fp32_flops_per_cycle= and fp64_flops_per_cycle= to set them")
     if "avx512f" in flags:
@@ -599,6 +618,30 @@ def _choose_isa(arch: str | None, vendor: str | None, family: int | None,
     if "sse2" in flags:
         return "sse2", None
     return None, "no SIMD flags found, so the FLOPs per cycle are unknown"
+
+
+def _choose_arm_isa(implementer: str | None, part: str | None, model: str | None,
+                    flags: set[str], sve_bytes: int | None) -> tuple[str | None, str | None]:
+    """The cpu_peak.csv row of a 64-bit Arm core: known cores by their part number, Apple's by
+    name, others by their vector features (NEON is 128 bits wide; SVE's width is read from the
+    kernel's default vector length)."""
+    implementer, part = (implementer or "").lower(), (part or "").lower()
+    known = _ARM_CORES.get((implementer, part))
+    if known:
+        return known[0], f"{known[1]}, recognised by its part number"
+    if implementer == "0x61" or (model or "").startswith("Apple M"):
+        return "neon_4fma", ("Apple M-series performance cores: four 128-bit FMA pipes; the "
+                             "efficiency cores have fewer, and the matrix unit (AMX/SME) is not "
+                             "counted")
+    if "sve" in flags and sve_bytes in (32, 64):
+        row = {32: "sve256_2fma", 64: "sve512_2fma"}[sve_bytes]
+        return row, (f"SVE vectors of {sve_bytes * 8} bits; assumed two FMA pipes, override "
+                     "fp32_flops_per_cycle if yours differs")
+    if "asimd" in flags or "sve" in flags:
+        return "neon_2fma", ("assumed two 128-bit FMA pipes (Cortex-A76, Neoverse N1); cores "
+                             "with four (Neoverse V2, Apple M) have twice the peak: "
+                             "fp32_flops_per_cycle=32")
+    return None, "no NEON (asimd) or SVE feature found, so the FLOPs per cycle are unknown"
 
 
 _SIMD_ORDER = ("sse2", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16",
@@ -661,7 +704,10 @@ def cpu_info(
         cpu.unknown["usable_cores"] = "the number of cores is unknown"
 
     # FLOPs per cycle from data/cpu_peak.csv.
-    isa_id, note = _choose_isa(cpu.arch, cpu.vendor, cpu.family, flags)
+    sve_bytes = (_read(paths.proc / "sys" / "abi" / "sve_default_vector_length") or "").strip()
+    isa_id, note = _choose_isa(cpu.arch, cpu.vendor, cpu.family, flags, part=parsed.get("part"),
+                               model=cpu.model,
+                               sve_bytes=int(sve_bytes) if sve_bytes.isdigit() else None)
     if isa_id:
         try:
             row = _load_isa_table()[isa_id]
