@@ -176,3 +176,28 @@ def test_simulate_command_line(tmp_path):
                              sys.executable, "-c", "import tensorflow"],
                             capture_output=True, text=True, cwd=utils.REPO_ROOT)
     assert status.returncode == 1 and "ModuleNotFoundError" in status.stderr
+
+
+@pytest.mark.timeout(600)
+def test_gpu_check_script_on_a_simulated_runtime(tmp_path):
+    """tests/device/gpu_check.py, prepared for a GPU machine without TensorFlow, run here on
+    the CPU with TensorFlow blocked: it runs the lesson and writes its results and log."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    env = {**os.environ, **environment("no-tensorflow", tmp_path / "fakes")}
+    done = subprocess.run([sys.executable, "tests/device/gpu_check.py", "--profile", "smoke",
+                           "--budget-s", "400", "--out", str(out), "--work", str(tmp_path / "w"),
+                           "00"], env=env, cwd=utils.REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [row["name"] for row in rows] == ["welcome_matmul_gflops"]
+    assert rows[0]["status"] == "ok" and rows[0]["device"] == "no GPU"
+    assert float(rows[0]["value"]) > 0 and rows[0]["profile"] == "smoke"
+    facts = json.loads((out / "environment.json").read_text())
+    assert facts["packages"]["tensorflow"] is None and facts["simulated"] == "no-tensorflow"
+    assert "00      ok" in (out / "gpu_check.log").read_text()
+    assert (out / "executed.tar.gz").stat().st_size > 0
