@@ -310,7 +310,8 @@ def execute(
         show_bar = progress_bar
         echo = _ChoiceEcho(_bar_writer(log) if show_bar else (lambda line: log(f"    {line}")))
         start = time.perf_counter()
-        with open(log_path, "w", encoding="utf-8", errors="replace") as kernel_log, \
+        log_path.write_text("")  # appended to by the kernel process and by this one
+        with open(log_path, "a", encoding="utf-8", errors="replace") as kernel_log, \
                 PeakMemory() as peak:
             extra = {"execution_timeout": cell_timeout} if cell_timeout else {}
             missing = _kernel_arguments(kernel_name, run.notebook)
