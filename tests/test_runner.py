@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -250,6 +251,38 @@ def test_kernel_arguments_are_added_only_where_the_spec_lacks_them(tmp_path, mon
     nbs.install_kernelspec(tmp_path / "course")  # the course's spec already has them
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "course" / "share" / "jupyter"))
     assert runner._kernel_arguments(None, notebook) == []
+
+
+def test_ctrl_c_stops_the_run_and_keeps_its_summary(tmp_path):
+    """Ctrl-C in the terminal (SIGINT to the whole process group): the notebook running is
+    recorded as interrupted, the next is not started, summary.json is written, no kernel is
+    left."""
+    import psutil
+
+    slow = make_notebook(tmp_path, "01_slow", "import time\n"
+                         "print(\"Asked for a pause; found time; using sleep.\", flush=True)\n"
+                         "time.sleep(300)")
+    never = make_notebook(tmp_path, "02_never", "print(N)")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "utils.cli", "run", str(slow), str(never),
+                             "--output", str(out), "--no-progress"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if "Asked for a pause" in line:  # shown as a device choice: the cell is running
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, rest
+    summary = json.loads((out / "summary.json").read_text())
+    assert [n["status"] for n in summary["notebooks"]] == ["interrupted"]
+    assert "1 notebook(s) not started" in rest and "0 of 1 notebook(s) succeeded" in rest
+    assert children and not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+                                for c in children)
 
 
 @pytest.mark.parametrize("text, value", [

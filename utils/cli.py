@@ -82,11 +82,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     output = args.output or runner.default_output_dir()
     results = runner.execute(runs, output, prepare_only=args.prepare_only,
                              overwrite=args.overwrite, kernel_name=args.kernel,
-                             cell_timeout=args.timeout, progress_bar=not args.no_progress)
+                             cell_timeout=args.timeout, progress_bar=not args.no_progress,
+                             after_each=lambda done: runner.write_summary(done, output,
+                                                                          args.profile))
     summary = runner.write_summary(results, output, args.profile)
     print()
     print(runner.summary_table(results))
     print(f"Executed copies, their logs, {summary.name} and results.csv are in {output}")
+    if any(r.status == "interrupted" for r in results):
+        return 130
     return 1 if any(r.status == "failed" for r in results) else 0
 
 

@@ -71,7 +71,7 @@ class RunResult:
     """What happened to one notebook."""
 
     notebook: str
-    status: str  # "ok", "failed" or "prepared"
+    status: str  # "ok", "failed", "interrupted" or "prepared"
     duration_s: float
     peak_memory_mb: float | None
     output: str
@@ -274,6 +274,7 @@ def execute(
     cell_timeout: float | None = None,
     progress_bar: bool = True,
     log: Callable[[str], None] = print,
+    after_each: Callable[[list[RunResult]], Any] | None = None,
 ) -> list[RunResult]:
     """Execute (or with ``prepare_only``, only inject parameters into) each planned notebook.
 
@@ -284,6 +285,10 @@ def execute(
     terminal shows only one progress bar per notebook and the device choices it printed
     (``Asked for ...``). A failing notebook is recorded and the others still run. Results a
     notebook recorded (:mod:`utils.results`) are read back from its executed copy.
+
+    ``after_each(results so far)`` is called after every notebook (``course run`` rewrites its
+    summary there, so an interrupted run keeps what it finished). Ctrl-C stops the run: the
+    notebook it interrupted is recorded as ``"interrupted"`` and the rest are not started.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -324,8 +329,10 @@ def execute(
                     progress_bar={"desc": run.name, "leave": True} if show_bar else False,
                     stdout_file=echo, stderr_file=kernel_log,
                     kernel_manager_class=_kernel_manager_class(kernel_log), **extra)
+            except KeyboardInterrupt:
+                status, error = "interrupted", "interrupted (Ctrl-C)"
             except PapermillExecutionError as exc:
-                status = "failed"
+                status = "interrupted" if exc.ename == "KeyboardInterrupt" else "failed"
                 error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}".strip()
                 kernel_log.write(f"\n{run.name} failed in {error}\n"
                                  f"{_clean_traceback(exc.traceback)}\n")
@@ -340,6 +347,11 @@ def execute(
                                  echo.lines, recorded))
         log(f"    {status} in {duration:.1f} s" + (f": {error}" if error else "")
             + (f" (full log: {log_path})" if error else ""))
+        if after_each is not None:
+            after_each(results)
+        if status == "interrupted":
+            log(f"    interrupted: {len(runs) - index} notebook(s) not started")
+            break
     return results
 
 
@@ -367,10 +379,10 @@ def summary_table(results: list[RunResult]) -> str:
     out = [line.format(*head), line.format(*("-" * w for w in widths))]
     out += [line.format(*row) for row in rows]
     for r in results:
-        if r.status == "failed":
+        if r.status in ("failed", "interrupted"):
             first = r.error.splitlines()[0] if r.error else "failed"
             out.append(f"{r.notebook}: {first}" + (f"\n    full log: {r.log}" if r.log else ""))
-    ok = sum(r.status != "failed" for r in results)
+    ok = sum(r.status in ("ok", "prepared") for r in results)
     verb = "prepared" if results and results[0].status == "prepared" else "succeeded"
     out.append(f"{ok} of {len(results)} notebook(s) {verb}.")
     return "\n".join(out)
@@ -452,7 +464,7 @@ def write_summary(results: list[RunResult], output_dir: Path, profile: str) -> P
         "course_version": _course_version(),
         "machine": machine,
         "hardware": report.to_dict(),
-        "ok": all(r.status != "failed" for r in results),
+        "ok": all(r.status in ("ok", "prepared") for r in results),
         "memory_metric": MEMORY_METRIC,
         "notebooks": notebooks,
     }
