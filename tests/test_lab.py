@@ -18,12 +18,14 @@ from utils import cli
 from utils import notebooks as nbs
 
 FIRST = Path("/course/my-notebooks/00_welcome.ipynb")
+OPEN = [str(FIRST), "--LabApp.default_url=/lab/tree/00_welcome.ipynb"]
 
 
 @pytest.mark.parametrize("extra, expected", [
-    ([], [str(FIRST)]),
-    (["--no-browser", "--ip", "0.0.0.0"], ["--no-browser", "--ip", "0.0.0.0", str(FIRST)]),
-    (["--port=9999"], ["--port=9999", str(FIRST)]),
+    ([], OPEN),
+    (["--no-browser", "--ip", "0.0.0.0"], ["--no-browser", "--ip", "0.0.0.0", *OPEN]),
+    (["--port=9999"], ["--port=9999", *OPEN]),
+    (["--ServerApp.root_dir=/x"], ["--ServerApp.root_dir=/x", str(FIRST)]),
 ])
 def test_lesson_00_opens_unless_a_notebook_or_folder_is_given(extra, expected, tmp_path):
     assert cli.lab_command(extra, FIRST, as_root=False, cwd=tmp_path) == (expected, [])
@@ -39,7 +41,7 @@ def test_a_notebook_or_folder_given_replaces_lesson_00(tmp_path):
 
 def test_as_root_jupyterlab_gets_allow_root_and_says_so_once():
     args, lines = cli.lab_command(["--no-browser"], FIRST, as_root=True)
-    assert args == ["--no-browser", str(FIRST), "--allow-root"]
+    assert args == ["--no-browser", *OPEN, "--allow-root"]
     assert len(lines) == 1 and "--allow-root" in lines[0]
     args, lines = cli.lab_command(["--allow-root"], FIRST, as_root=True)
     assert args.count("--allow-root") == 1 and lines == []
@@ -55,7 +57,7 @@ def test_lab_setup_only_copies_installs_the_kernel_and_starts_nothing(tmp_path, 
     assert installed == [True]
     assert f"copied {len(nbs.discover())} notebook(s) into my-notebooks/" in out
     first = tmp_path / "my-notebooks" / nbs.discover()[0].name
-    assert f"lab --no-browser --ip 0.0.0.0 {first}" in out
+    assert f"lab --no-browser --ip 0.0.0.0 {first} --LabApp.default_url=/lab/tree/" in out
     assert first.read_bytes() == nbs.discover()[0].read_bytes()
 
 

@@ -119,9 +119,9 @@ def lab_command(extra: Sequence[str], first_notebook: Path, as_root: bool | None
                 cwd: Path | None = None) -> tuple[list[str], list[str]]:
     """The ``jupyter lab`` arguments for ``course lab EXTRA...`` and the lines to print.
 
-    ``first_notebook`` is opened unless ``extra`` names a notebook or a folder (paths relative
-    to ``cwd`` are made absolute, since JupyterLab runs from the repository); as root,
-    ``--allow-root`` is added.
+    ``first_notebook`` is opened, and the URL JupyterLab prints opens it too, unless ``extra``
+    names a notebook or a folder (paths relative to ``cwd`` are made absolute, since JupyterLab
+    runs from the repository); as root, ``--allow-root`` is added.
     """
     cwd = Path.cwd() if cwd is None else cwd
     args, lines, opens = [], [], False
@@ -133,6 +133,11 @@ def lab_command(extra: Sequence[str], first_notebook: Path, as_root: bool | None
         args.append(arg)
     if not opens:
         args.append(str(first_notebook))
+        if not any("default_url" in arg or "root_dir" in arg or "notebook_dir" in arg
+                   or "notebook-dir" in arg for arg in extra):
+            # JupyterLab serves the notebook's folder; the URL it prints opens the notebook
+            # too (with --no-browser on a remote machine, that link is how it is opened)
+            args.append(f"--LabApp.default_url=/lab/tree/{first_notebook.name}")
     if (_is_root() if as_root is None else as_root) and "--allow-root" not in args:
         args.append("--allow-root")
         lines.append("running as root (a container or a cloud machine?), so JupyterLab gets "
