@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import utils
+from utils import errors
 from utils.errors import CourseError
 
 if TYPE_CHECKING:
@@ -43,13 +44,15 @@ class DataFileError(CourseError, ValueError):
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a data file: its type, whether it may be empty, and its plausible range."""
+    """One column of a data file: its type, whether it may be empty, its plausible range (either
+    bound may be missing) and, for text, the values it may take (``choices``; empty: any)."""
 
     name: str
     kind: Kind = "str"
     required: bool = True
     min: float | None = None
     max: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,8 @@ def _parse(raw: str, col: Column, path: Path, line: int) -> object:
             raise DataFileError(f"{where}: empty, but this column needs a value.")
         return None
     if col.kind == "str":
+        if col.choices and raw not in col.choices:
+            raise DataFileError(f"{where}: {raw!r} is not one of {', '.join(col.choices)}.")
         return raw
     if col.kind in ("int", "float"):
         try:
@@ -347,13 +352,13 @@ def _parse(raw: str, col: Column, path: Path, line: int) -> object:
             raise DataFileError(f"{where}: {raw!r} is not a finite number.")
         if col.kind == "int" and number != int(number):
             raise DataFileError(f"{where}: {raw!r} is not a whole number.")
-        if (col.min is not None and number < col.min) or (
-            col.max is not None and number > col.max
-        ):
+        try:  # the course's one range check; a bound may be missing on either side
+            errors.number(number, col.name, minimum=col.min, maximum=col.max)
+        except errors.ArgumentError as error:
             raise DataFileError(
-                f"{where}: {raw} is outside the plausible range [{col.min:g}, {col.max:g}]; "
+                f"{where}: {raw} is outside the plausible range: it {error.requirement}; "
                 "check the value and its unit (see data/SOURCES.md)."
-            )
+            ) from None
         return int(number) if col.kind == "int" else number
     text = raw if col.kind == "date" else raw + "-01"
     try:
