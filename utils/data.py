@@ -206,6 +206,7 @@ SCHEMAS: dict[str, Schema] = {
             Column("hardware"),
             Column("model"),
             Column("devices", "int", min=1, max=1e6),
+            Column("devices_per_node", "int", min=1, max=1024),
             Column("speedup", "float", required=False, min=0.01, max=1e6),
             Column("efficiency_pct", "float", required=False, min=0, max=200),
             Column("batch_per_device", "int", required=False, min=1, max=1e5),
@@ -213,6 +214,18 @@ SCHEMAS: dict[str, Schema] = {
             Column("note", required=False),
         ),
         "Published data-parallel scaling results",
+    ),
+    "campos2017": Schema(
+        "campos2017.csv",
+        (
+            Column("quantity"),
+            Column("value", "float", min=0),
+            Column("unit"),
+            Column("note", required=False),
+        ),
+        "Campos et al., CCGrid 2017: the figures its abstract publishes (the chapter's graphs "
+        "[16] and [17])",
+        unique=("quantity",),
     ),
     "interconnects": Schema(
         "interconnects.csv",
