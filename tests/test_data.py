@@ -152,3 +152,21 @@ def test_empty_file(data_dir):
 def test_unknown_name():
     with pytest.raises(DataFileError, match="unknown data file 'top501'"):
         data.load("top501")
+
+
+def test_bsc_node_counts_follow_from_the_top500_entries():
+    bsc = data.load("bsc_systems").set_index("system")
+    mn3, mino, cte = bsc.loc["MareNostrum 3"], bsc.loc["MinoTauro"], bsc.loc["CTE-POWER"]
+    assert mn3["nodes"] * 2 * 8 == mn3["cores"]  # two 8-core Xeon E5-2670 per server
+    assert mino["nodes"] * (2 * 6 + 2 * 16) == mino["cores"]  # 2 Xeons + 2 M2090 (16 SMs)
+    node_gflops = 2 * 22 * 3.1 * 8 + 4 * 6605  # TOP500's counting, see SOURCES.md
+    assert cte["nodes"] == round(cte["rpeak_tflops"] * 1e3 / node_gflops)
+    assert cte["nodes"] * (2 * 20 + 4 * 80) == cte["cores"]  # 20-core POWER9s, 80-SM V100s
+    assert mino["rpeak_tflops"] == pytest.approx(
+        mino["nodes"] * (2 * 6 * 2.53 * 4 + 2 * 665) / 1e3, rel=1e-4)
+
+
+def test_campos2017_figures_are_the_abstracts():
+    paper = data.load("campos2017").set_index("quantity")["value"]
+    assert paper["speedup_largest_run_over_one_node"] < paper["nodes_largest_run"]
+    assert paper["gpus_per_node"] == 4

@@ -35,11 +35,13 @@ if TYPE_CHECKING:
 __all__ = ["VERDICTS", "claims", "check_chapter", "numeric", "difference", "chapter_graph",
            "GRAPHS"]
 
-#: The verdicts a claim may carry (see the module docstring).
-VERDICTS = ("holds", "differs", "typo", "unverified")
+#: The verdicts a claim may carry (see the module docstring); data/chapter_claims.csv's schema
+#: refuses any other.
+VERDICTS = data.CLAIM_VERDICTS
 
-#: Units printed with an SI prefix (1.1e15 FLOP/s -> 1.10 PFLOP/s).
-_SI_UNITS = ("FLOP/s", "operations/s", "FLOP")
+#: Units printed with an SI prefix (1.1e15 FLOP/s -> 1.10 PFLOP/s); other large numbers are
+#: printed as powers of ten (1e20 FLOP -> 1×10^20 FLOP), as the chapter writes them.
+_SI_UNITS = ("FLOP/s",)
 
 
 def claims(lesson: str | None = None) -> "pd.DataFrame":
@@ -69,21 +71,21 @@ def numeric(value: object) -> float | None:
 def difference(chapter: object, record: object) -> str:
     """How the chapter's figure compares with the record's, in words; empty if not two numbers.
 
-    Within 0.5 % they are "equal"; within a factor of 2 the gap is a percentage of the record;
-    beyond, a ratio.
+    Empty when they agree within 0.5 % or are not two numbers. Within a factor of 2 the gap is
+    a percentage of the record; beyond, a ratio.
     """
     value, reference = numeric(chapter), numeric(record)
     if value is None or reference is None or reference == 0:
         return ""
     ratio = value / reference
     if abs(ratio - 1) < 0.005:
-        return "the chapter's figure equals the record's"
+        return ""
     if 0.5 <= ratio <= 2:
         side = "above" if ratio > 1 else "below"
         return f"the chapter's figure is {abs(ratio - 1) * 100:.1f} % {side} the record's"
     if ratio > 1:
-        return f"the chapter's figure is {ratio:,.3g} times the record's"
-    return f"the chapter's figure is 1/{1 / ratio:,.3g} of the record's"
+        return f"the chapter's figure is {ratio:,.4g} times the record's"
+    return f"the chapter's figure is 1/{1 / ratio:,.4g} of the record's"
 
 
 def _figure(value: object, unit: str) -> str:
@@ -98,7 +100,11 @@ def _figure(value: object, unit: str) -> str:
         return si(number, unit)
     if unit == "year":
         return f"{number:.0f}"
-    text = f"{number:,.0f}" if number == int(number) and abs(number) < 1e7 else f"{number:,.4g}"
+    if abs(number) >= 1e6:
+        mantissa, exponent = f"{number:.4e}".split("e")
+        text = f"{float(mantissa):g}×10^{int(exponent)}"
+    else:
+        text = f"{number:,.4g}" if abs(number) < 1e4 else f"{number:,.0f}"
     return f"{text} {unit}".strip()
 
 
@@ -114,11 +120,11 @@ def check_chapter(lesson: str) -> "pd.DataFrame":
     print(f"Checking the chapter ({section}): {len(table)} claim(s) from "
           f"data/chapter_claims.csv: {tally}")
     for row in table.itertuples(index=False):
+        unit = row.unit if isinstance(row.unit, str) else ""
         print(f"\n[{row.verdict}] {row.claim}")
-        line = f"    chapter: {_figure(row.value, row.unit)}"
-        if row.record_value is not None and not (isinstance(row.record_value, float)
-                                                 and math.isnan(row.record_value)):
-            line += f"   record: {_figure(row.record_value, row.unit)}"
+        line = f"    chapter: {_figure(row.value, unit)}"
+        if isinstance(row.record_value, str) and row.record_value:
+            line += f"   record: {_figure(row.record_value, unit)}"
         gap = difference(row.value, row.record_value)
         print(line + (f"   ({gap})" if gap else ""))
         if isinstance(row.explanation, str) and row.explanation:

@@ -30,6 +30,7 @@ __all__ = [
     "load",
     "data_path",
     "PFS_DAY_FLOP",
+    "CLAIM_VERDICTS",
 ]
 
 #: One petaflop/s-day in FLOP: 10**15 FLOP/s for 86,400 s.
@@ -66,6 +67,9 @@ class Schema:
 
 
 _YEAR = dict(min=1940, max=2030)
+
+#: Verdicts a claim of the chapter may carry (utils.chapter explains them).
+CLAIM_VERDICTS = ("holds", "differs", "typo", "unverified")
 
 SCHEMAS: dict[str, Schema] = {
     "transistors": Schema(
@@ -109,6 +113,9 @@ SCHEMAS: dict[str, Schema] = {
             Column("rpeak_tflops", "float", min=1e-3, max=1e8),
             Column("nodes", "int", required=False, min=1, max=1e6),
             Column("racks", "int", required=False, min=1, max=1e4),
+            Column("green500_list", "month", required=False),
+            Column("green500_rank", "int", required=False, min=1, max=500),
+            Column("green500_mflops_per_watt", "float", required=False, min=1, max=1e6),
             Column("architecture"),
             Column("notes", required=False),
         ),
@@ -122,10 +129,10 @@ SCHEMAS: dict[str, Schema] = {
             Column("lesson"),
             Column("section"),
             Column("value"),
-            Column("unit"),
+            Column("unit", required=False),
             Column("record_value", required=False),
-            Column("source", required=False),
-            Column("verdict", required=False),
+            Column("source"),
+            Column("verdict", choices=CLAIM_VERDICTS),
             Column("explanation", required=False),
         ),
         "Figures the chapter states, the record's figure, its source and a verdict",
@@ -226,6 +233,18 @@ SCHEMAS: dict[str, Schema] = {
         "Campos et al., CCGrid 2017: the figures its abstract publishes (the chapter's graphs "
         "[16] and [17])",
         unique=("quantity",),
+    ),
+    "tpu_pods": Schema(
+        "tpu_pods.csv",
+        (
+            Column("version"),
+            Column("year", "int", **_YEAR),
+            Column("chips_per_pod", "int", min=1, max=1e6),
+            Column("pod_peak_pflops_bf16", "float", required=False, min=0.1, max=1e6),
+            Column("source"),
+        ),
+        "TPU pods: chips per pod and the vendor's stated pod peak",
+        unique=("version",),
     ),
     "interconnects": Schema(
         "interconnects.csv",
