@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from utils.accelerators import datasheet_row, model_key, plot_generations, table
+from utils.accelerators import datasheet_row, device_kind, model_key, plot_generations, table
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,10 @@ def test_table_has_numeric_extras_and_the_fastest_matrix_rate(sheets):
     assert rows.loc["Tesla V100 SXM2", "peak_matrix_tflops"] == 125  # tensor cores
     assert rows.loc["TPU v1", "peak_matrix_tflops"] == 92  # 8-bit only
     assert rows.loc["GTX 580", "peak_matrix_tflops"] == rows.loc["GTX 580", "fp32_tflops"]
+    assert rows.loc["Tesla V100 SXM2", "tensor_cores"] == 640
     assert sheets["device"].is_unique
+    assert set(sheets["kind"]) == {"GPU", "TPU"}  # the CPU row only on request
+    assert "POWER9 22C (AC922)" in set(table(kinds=("CPU",))["device"])
 
 
 def test_plot_generations_marks_the_measured_device(sheets):
@@ -93,3 +96,11 @@ def test_plot_generations_marks_the_measured_device(sheets):
     assert left.get_yscale() == "log" and right.get_xscale() == "log"
     assert "TFLOP/s" in left.get_ylabel() and "GB/s" in right.get_xlabel()
     assert any("yours: this CPU" in t.get_text() for t in left.get_legend().get_texts())
+
+
+@pytest.mark.parametrize("device, kind", [
+    ("/job:localhost/replica:0/task:0/device:GPU:0", "gpu"), ("TPU:0", "tpu"), ("tpu:3", "tpu"),
+    ("gpu:0", "gpu"), ("/cpu:0", "cpu"), ("/device:CPU:0", "cpu"), ("", "cpu"), (None, "cpu"),
+])
+def test_device_kind(device, kind):
+    assert device_kind(device) == kind

@@ -15,22 +15,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["table", "model_key", "datasheet_row", "plot_generations"]
+__all__ = ["table", "model_key", "datasheet_row", "device_kind", "plot_generations"]
 
 _BRANDS = ("nvidia", "tesla", "geforce", "google", "cloud")
 #: Columns of data/accelerators.csv that data.load keeps as text; :func:`table` makes them numbers.
-_NUMERIC_EXTRAS = ("tf32_tensor_tflops", "mxu_rows", "pod_chips")
+_NUMERIC_EXTRAS = ("tf32_tensor_tflops", "mxu_rows", "pod_chips", "tensor_cores",
+                   "boost_clock_mhz")
 
 
-def table() -> Any:
-    """data/accelerators.csv as a DataFrame, with ``peak_matrix_tflops`` added: the fastest
-    dense matrix rate of each device (16-bit tensor cores or MXUs where it has them, else 8-bit
-    for the inference-only TPU v1, else float32 for GPUs before tensor cores)."""
+def table(kinds: tuple[str, ...] = ("GPU", "TPU")) -> Any:
+    """data/accelerators.csv as a DataFrame (rows of ``kinds``; the file also holds a CPU
+    socket), with ``peak_matrix_tflops`` added: the fastest dense matrix rate of each device
+    (16-bit tensor cores or MXUs where it has them, else 8-bit for the inference-only TPU v1,
+    else float32 for GPUs before tensor cores)."""
     import pandas as pd
 
     from utils import data
 
     frame = data.load("accelerators")
+    frame = frame[frame["kind"].isin(kinds)].reset_index(drop=True)
     for column in _NUMERIC_EXTRAS:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column])
@@ -101,6 +104,14 @@ def datasheet_row(name: str | None, frame: Any, memory_gb: float | None = None) 
             candidates.append(index)
     candidates = [i for i in candidates if _fits(name, frame.loc[i], memory_gb)]
     return frame.loc[candidates[0]] if len(candidates) == 1 else None
+
+
+def device_kind(device: str | None) -> str:
+    """``"tpu"``, ``"gpu"`` or ``"cpu"``: the kind of a framework's device name
+    (``"/job:localhost/replica:0/task:0/device:GPU:0"``, ``"TPU:0"``, ``"tpu:0"``, ``"/cpu:0"``);
+    ``"cpu"`` when there is none."""
+    name = (device or "").lower()
+    return next((kind for kind in ("tpu", "gpu") if kind in name), "cpu")
 
 
 def plot_generations(frame: Any, *, yours_name: str, yours_tflops: float, yours_gbs: float,
