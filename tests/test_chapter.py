@@ -79,7 +79,7 @@ def test_chapter_graph_refuses_other_numbers(bad):
 def _tables() -> dict:
     return {name: data.load(name) for name in
             ("bsc_systems", "accelerators", "interconnects", "alexnet", "ai_compute", "top500",
-             "tpu_pods", "campos2017", "chapter_claims")}
+             "campos2017", "chapter_claims")}
 
 
 def _doubling_months(ai) -> float:
@@ -101,7 +101,7 @@ def _records(t: dict) -> dict:
     link = t["interconnects"].set_index("link")["bandwidth_gbs_per_direction"]
     alexnet = t["alexnet"].set_index("quantity")["value"]
     pfs = t["ai_compute"].set_index("model")["training_pfs_days"]
-    pods = t["tpu_pods"].set_index("version")["chips_per_pod"]
+    pods = acc["pod_chips"]
     paper = t["campos2017"].set_index("quantity")["value"]
     chapter_says = t["chapter_claims"].set_index("claim")["value"]
     mn3, partial, mino, cte = (bsc.loc[name] for name in
@@ -148,8 +148,7 @@ def _records(t: dict) -> dict:
                                           - 2 * 22 * 3.1 * 8) / 6605),
         "V100 memory": acc.loc["Tesla V100 SXM2", "memory_gb"],
         "CTE-POWER InfiniBand": link["InfiniBand EDR (one 4x port)"] * 8,
-        "V100 tensor cores": 640 if "640 Tensor Cores" in acc.loc["Tesla V100 SXM2", "notes"]
-        else None,
+        "V100 tensor cores": acc.loc["Tesla V100 SXM2", "tensor_cores"],
         "NVLink 2.0 link bandwidth": 2 * link["NVLink 2.0 (one link)"],
         "V100 memory bandwidth": acc.loc["Tesla V100 SXM2", "mem_bw_gbs"],
     }
@@ -344,11 +343,7 @@ def test_the_schema_refuses_a_bad_claims_file(tmp_path, old, new, message):
         data.load("chapter_claims", tmp_path / "data")
 
 
-def test_tpu_pod_peaks_are_chips_times_the_chip_peak():
-    pods = data.load("tpu_pods").set_index("version")
-    chip = data.load("accelerators").set_index("device")["fp16_bf16_tensor_tflops"]
-    stated = pods.dropna(subset=["pod_peak_pflops_bf16"])
-    assert len(stated) >= 2
-    for version, row in stated.iterrows():
-        assert row["chips_per_pod"] * chip[version] / 1e3 == pytest.approx(
-            row["pod_peak_pflops_bf16"], rel=0.01), version
+def test_the_tensor_core_peak_is_cores_times_64_fma_times_the_clock():
+    v100 = data.load("accelerators").set_index("device").loc["Tesla V100 SXM2"]
+    peak = v100["tensor_cores"] * 64 * 2 * v100["boost_clock_mhz"] * 1e6 / 1e12
+    assert peak == pytest.approx(v100["fp16_bf16_tensor_tflops"], rel=0.01)

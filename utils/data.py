@@ -163,9 +163,14 @@ SCHEMAS: dict[str, Schema] = {
             Column("memory_gb", "float", required=False, min=0.1, max=1e4),
             Column("mem_bw_gbs", "float", required=False, min=1, max=1e5),
             Column("tdp_w", "float", required=False, min=1, max=1e4),
+            Column("tf32_tensor_tflops", "float", required=False, min=0.01, max=1e5),
+            Column("mxu_rows", "int", required=False, min=1, max=4096),
+            Column("pod_chips", "int", required=False, min=1, max=1e6),
+            Column("tensor_cores", "int", required=False, min=1, max=1e5),
+            Column("boost_clock_mhz", "float", required=False, min=1, max=1e4),
             Column("notes", required=False),
         ),
-        "Peak figures of GPUs and TPUs",
+        "Peak figures of GPUs and TPUs (and one CPU socket)",
         unique=("device",),
     ),
     "cpu_peak": Schema(
@@ -233,18 +238,6 @@ SCHEMAS: dict[str, Schema] = {
         "Campos et al., CCGrid 2017: the figures its abstract publishes (the chapter's graphs "
         "[16] and [17])",
         unique=("quantity",),
-    ),
-    "tpu_pods": Schema(
-        "tpu_pods.csv",
-        (
-            Column("version"),
-            Column("year", "int", **_YEAR),
-            Column("chips_per_pod", "int", min=1, max=1e6),
-            Column("pod_peak_pflops_bf16", "float", required=False, min=0.1, max=1e6),
-            Column("source"),
-        ),
-        "TPU pods: chips per pod and the vendor's stated pod peak",
-        unique=("version",),
     ),
     "interconnects": Schema(
         "interconnects.csv",
