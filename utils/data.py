@@ -71,6 +71,13 @@ _YEAR = dict(min=1940, max=2030)
 #: Verdicts a claim of the chapter may carry (utils.chapter explains them).
 CLAIM_VERDICTS = ("holds", "differs", "typo", "unverified")
 
+def _quantities(filename: str, description: str) -> Schema:
+    """A file of named quantities: ``quantity,value,unit,note``, one figure per line."""
+    columns = (Column("quantity"), Column("value", "float", min=0), Column("unit"),
+               Column("note", required=False))
+    return Schema(filename, columns, description, unique=("quantity",))
+
+
 SCHEMAS: dict[str, Schema] = {
     "transistors": Schema(
         "transistors.csv",
@@ -187,17 +194,8 @@ SCHEMAS: dict[str, Schema] = {
         "FLOPs per cycle per core by instruction set",
         unique=("id",),
     ),
-    "alexnet": Schema(
-        "alexnet.csv",
-        (
-            Column("quantity"),
-            Column("value", "float", min=0),
-            Column("unit"),
-            Column("note", required=False),
-        ),
-        "AlexNet facts: parameters, multiply-adds, training setup",
-        unique=("quantity",),
-    ),
+    "alexnet": _quantities("alexnet.csv",
+                           "AlexNet facts: parameters, multiply-adds, training setup"),
     "alexnet_throughput": Schema(
         "alexnet_throughput.csv",
         (
@@ -227,18 +225,9 @@ SCHEMAS: dict[str, Schema] = {
         ),
         "Published data-parallel scaling results",
     ),
-    "campos2017": Schema(
-        "campos2017.csv",
-        (
-            Column("quantity"),
-            Column("value", "float", min=0),
-            Column("unit"),
-            Column("note", required=False),
-        ),
-        "Campos et al., CCGrid 2017: the figures its abstract publishes (the chapter's graphs "
-        "[16] and [17])",
-        unique=("quantity",),
-    ),
+    "campos2017": _quantities("campos2017.csv",
+                              "Campos et al., CCGrid 2017: the figures its abstract publishes "
+                              "(the chapter's graphs [16] and [17])"),
     "interconnects": Schema(
         "interconnects.csv",
         (
