@@ -247,7 +247,7 @@ def test_check_chapter_prints_every_claim_of_the_lesson(lesson, capsys):
     assert len(blocks) == len(mine)
     for block, row in zip(blocks, mine.itertuples(index=False)):
         assert block.startswith(f"[{row.verdict}] {row.claim}\n")
-        assert f"source: {row.source}" in block
+        assert f"source: {row.source}" in " ".join(block.split())
         gap = chapter.difference(row.value, row.record_value)
         assert gap in block
         if row.verdict == "differs" and chapter.numeric(row.value) is not None:

@@ -24,6 +24,7 @@ abstract) and data/scaling.csv (TensorFlow's K80 benchmarks, which stand in for 
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from utils import data
@@ -97,7 +98,7 @@ def _figure(value: object, unit: str) -> str:
     if unit in _SI_UNITS:
         from utils.units import si
 
-        return si(number, unit)
+        return si(number, unit, digits=4)
     if unit == "year":
         return f"{number:.0f}"
     if abs(number) >= 1e6:
@@ -106,6 +107,11 @@ def _figure(value: object, unit: str) -> str:
     else:
         text = f"{number:,.4g}" if abs(number) < 1e4 else f"{number:,.0f}"
     return f"{text} {unit}".strip()
+
+
+def _wrap(label: str, text: str) -> str:
+    return textwrap.fill(f"{label}: {text}", width=100, initial_indent="    ",
+                         subsequent_indent="        ", break_on_hyphens=False)
 
 
 def check_chapter(lesson: str) -> "pd.DataFrame":
@@ -128,8 +134,8 @@ def check_chapter(lesson: str) -> "pd.DataFrame":
         gap = difference(row.value, row.record_value)
         print(line + (f"   ({gap})" if gap else ""))
         if isinstance(row.explanation, str) and row.explanation:
-            print(f"    why: {row.explanation}")
-        print(f"    source: {row.source}")
+            print(_wrap("why", row.explanation))
+        print(_wrap("source", row.source))
     return table
 
 
