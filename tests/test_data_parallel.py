@@ -221,13 +221,15 @@ def test_refusals_are_one_clear_line_never_a_tensorflow_traceback():
 
 
 class FakeTensorFlow:
-    """Just enough of ``tf.config`` to split a GPU, recording what the code asked for (this
-    machine's TensorFlow sees no GPU, so the call itself is tested, not its effect)."""
+    """Just enough of ``tf.config`` to split a GPU or the CPU, recording what the code asked for
+    (this machine's TensorFlow sees no GPU, so the call itself is tested, not its effect)."""
 
     def __init__(self, gpus: int) -> None:
-        self.physical = [f"PhysicalDevice(GPU:{i})" for i in range(gpus)]
-        self.logical: list[str] = []
-        self.calls: list[tuple[str, list[int]]] = []
+        self.physical = {"GPU": [f"PhysicalDevice(GPU:{i})" for i in range(gpus)],
+                         "CPU": ["PhysicalDevice(CPU:0)"]}
+        self.logical = {kind: [f"/device:{kind}:{i}" for i in range(len(devices))]
+                        for kind, devices in self.physical.items()}
+        self.calls: list[tuple[str, list[int | None]]] = []
         fake = self
 
         class LogicalDeviceConfiguration:
@@ -240,15 +242,18 @@ class FakeTensorFlow:
 
         class Config:
             def list_physical_devices(self, kind):
-                return list(fake.physical) if kind == "GPU" else ["PhysicalDevice(CPU:0)"]
+                return list(fake.physical[kind])
+
+            def get_logical_device_configuration(self, device):
+                return None
 
             def set_logical_device_configuration(self, device, configs):
                 fake.calls.append((device, [c.memory_limit for c in configs]))
-                fake.logical = [f"/device:GPU:{i}" for i in range(len(configs))]
+                kind = "GPU" if "GPU" in device else "CPU"
+                fake.logical[kind] = [f"/device:{kind}:{i}" for i in range(len(configs))]
 
             def list_logical_devices(self, kind):
-                names = fake.logical or [f"/device:GPU:{i}" for i in range(len(fake.physical))]
-                return [Device(n) for n in names] if kind == "GPU" else [Device("/device:CPU:0")]
+                return [Device(name) for name in fake.logical[kind]]
 
         Config.LogicalDeviceConfiguration = LogicalDeviceConfiguration
         self.config = Config()
@@ -286,8 +291,23 @@ def test_logical_gpus_set_too_late_ask_for_a_restart(monkeypatch):
         configure_logical_gpus(2, 2048)
 
 
-def test_a_gpu_tensorflow_cannot_use_falls_back_to_virtual_cpus_and_says_why():
+def test_a_simulated_gpu_is_said_to_be_simulated(monkeypatch, capsys):
+    # colab-t4 (tests/simulate.py): nvidia-smi lists a T4, TensorFlow sees none
+    from utils.data_parallel import setup_devices
+
+    monkeypatch.setenv("COURSE_SIMULATED", "colab-t4")
+    fake = FakeTensorFlow(gpus=0)
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+    plan = plan_replicas(None, gpus=[GPUInfo("Tesla T4", memory_gb=15.0)], virtual_devices=2)
+    setup = setup_devices(plan)
+    assert fake.calls == [("PhysicalDevice(CPU:0)", [None, None])]  # virtual CPUs, no limit
+    assert setup.plan.kind == "CPU" and setup.devices == ["/device:CPU:0", "/device:CPU:1"]
+    assert "simulated by the colab-t4 runtime: it computes nothing" in capsys.readouterr().out
+
+
+def test_a_gpu_tensorflow_cannot_use_falls_back_to_virtual_cpus_and_says_why(monkeypatch):
     # the one-GPU plan of a machine where nvidia-smi sees a GPU but TensorFlow (as here) does not
+    monkeypatch.delenv("COURSE_SIMULATED", raising=False)
     result = run_python("""
         from utils.data_parallel import plan_replicas, setup_devices
         from utils.hardware import GPUInfo
@@ -300,7 +320,7 @@ def test_a_gpu_tensorflow_cannot_use_falls_back_to_virtual_cpus_and_says_why():
     """)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "found 1 GPU(s) that nvidia-smi reports but TensorFlow cannot use" in out
+    assert "found 1 GPU(s) that nvidia-smi reports but TensorFlow cannot use (a CPU-only" in out
     assert "using 3 virtual CPU devices instead" in out
     assert "PLAN CPU (1, 2, 3)" in out
     assert "DEVICES 3 3" in out

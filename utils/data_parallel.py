@@ -230,6 +230,7 @@ def setup_devices(plan: ReplicaPlan, *, announce: bool = True) -> DeviceSetup:
     """
     import tensorflow as tf
 
+    from utils.hardware import simulated
     from utils.strategy import DeviceError, configure_virtual_cpus
 
     tf_gpus = tf.config.list_physical_devices("GPU")
@@ -238,10 +239,12 @@ def setup_devices(plan: ReplicaPlan, *, announce: bool = True) -> DeviceSetup:
         fallback = plan_replicas(plan.asked, gpus=0, virtual_devices=plan.virtual_devices,
                                  global_batch=plan.global_batch)
         names = configure_virtual_cpus(fallback.devices)
+        runtime = simulated()
+        why = (f"simulated by the {runtime} runtime: it computes nothing" if runtime else
+               "a CPU-only TensorFlow, or CUDA not matching the driver")
         line = (f"Asked for {asked} on {plan.gpus} GPU(s); found {plan.gpus} GPU(s) that "
-                "nvidia-smi reports but TensorFlow cannot use (a CPU-only TensorFlow, or CUDA "
-                f"not matching the driver); using {len(names)} virtual CPU devices instead, "
-                "which share this machine's cores.")
+                f"nvidia-smi reports but TensorFlow cannot use ({why}); using {len(names)} "
+                "virtual CPU devices instead, which share this machine's cores.")
         return _announce(DeviceSetup(names, line, fallback), announce)
     if plan.kind == "CPU":
         names = configure_virtual_cpus(plan.devices)
