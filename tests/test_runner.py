@@ -287,7 +287,7 @@ def test_ctrl_c_stops_the_run_and_keeps_its_summary(tmp_path):
 
 @pytest.mark.parametrize("text, value", [
     ("3", 3), ("1e-3", 0.001), ("[64, 128]", [64, 128]), ("true", True), ("False", False),
-    ("none", None), ("auto", "auto"), ("'quoted'", "quoted"),
+    ("none", "none"), ("None", None), ("auto", "auto"), ("'quoted'", "quoted"),
 ])
 def test_command_line_values(text, value):
     assert cli.parse_value(text) == value

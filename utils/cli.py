@@ -6,6 +6,7 @@ the hardware.
     course lab [--setup-only] [JUPYTER ARGS ...]
     course list [NOTEBOOK ...]
     course hardware [--json]
+    course report [RUN ...] [--output FILE]
 
 Maintainers also have ``course new`` (a notebook with the course's opening cells) and
 ``course refresh`` (re-execute and save the outputs nbval checks into the source notebook).
@@ -34,7 +35,7 @@ __all__ = ["main", "parse_value", "lab_command", "COMMANDS"]
 
 def parse_value(text: str) -> Any:
     """Turn a command-line value into a Python value: ``3`` -> 3, ``1e-3`` -> 0.001,
-    ``[64,128]`` -> [64, 128], ``true``/``True`` -> True, ``none`` -> None, else the text."""
+    ``[64,128]`` -> [64, 128], ``true``/``True`` -> True, else the text (``none`` too)."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -42,9 +43,7 @@ def parse_value(text: str) -> Any:
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    return text
+    return text  # "none" stays a word: no course parameter takes None (FRAMEWORK none)
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,6 +70,12 @@ def _add_run(sub: Any) -> argparse.ArgumentParser:
                      help="limit on each cell's execution time")
     run.add_argument("--kernel", metavar="NAME", help="Jupyter kernel (default: the notebook's)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    run.add_argument("--share", action="store_true",
+                     help="also pack summary.json and results.csv into one small file to hand "
+                          "to an instructor (no notebooks, no paths, no user name)")
+    run.add_argument("--share-label", metavar="LABEL",
+                     help="your name for the class report, e.g. ana-laptop (default: the "
+                          "output folder's name)")
     return run
 
 
@@ -89,6 +94,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print()
     print(runner.summary_table(results))
     print(f"Executed copies, their logs, {summary.name} and results.csv are in {output}")
+    if args.share and not args.prepare_only:
+        from utils.report import share_run
+
+        shared = share_run(output, label=args.share_label)
+        print(f"To hand in: {shared} (summary and results only; see what it holds with "
+              f"`course report {shared}`)")
     if any(r.status == "interrupted" for r in results):
         return 130
     return 1 if any(r.status == "failed" for r in results) else 0
@@ -271,6 +282,38 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+def _add_report(sub: Any) -> argparse.ArgumentParser:
+    report = sub.add_parser("report", help="one HTML page of what a run measured, or of a "
+                            "class's runs side by side")
+    report.add_argument("runs", nargs="*", metavar="RUN",
+                        help="run folders of `course run` or files of `course run --share` "
+                             "(default: the latest run under executed/)")
+    report.add_argument("--output", type=Path, metavar="FILE",
+                        help="where to write the page (default: report.html in the run folder, "
+                             "or class-report.html in the current folder for several runs)")
+    return report
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from utils import report
+
+    paths = [Path(p) for p in args.runs] or [report.latest_run()]
+    runs = [report.load_run(p) for p in paths]
+    if args.output:
+        output = args.output
+    elif len(paths) == 1:
+        output = (paths[0] if paths[0].is_dir() else paths[0].parent) / "report.html"
+    else:
+        output = Path.cwd() / "class-report.html"
+    page = report.build_report(runs, output)
+    print(f"Report of {len(runs)} run(s): {page}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
 
@@ -283,6 +326,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], argparse.ArgumentParser],
     "hardware": (_add_hardware, _cmd_hardware),
     "new": (_add_new, _cmd_new),
     "refresh": (_add_refresh, _cmd_refresh),
+    "report": (_add_report, _cmd_report),
 }
 
 
