@@ -7,6 +7,7 @@ import math
 import pytest
 from conftest import run_python
 
+from utils.errors import ArgumentError
 from utils.throughput import ThroughputMeter
 
 
@@ -70,9 +71,11 @@ def test_several_steps_per_call_and_epochs():
 def test_nothing_measured_and_bad_arguments():
     result = ThroughputMeter(4).result()
     assert math.isnan(result.images_per_s) and "no training step" in str(result)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ArgumentError, match="batch_size = 0 must be a whole number >= 1"):
         ThroughputMeter(0)
-    with pytest.raises(ValueError, match="warmup_steps"):
+    with pytest.raises(ArgumentError, match="batch_size = 2.0 must be a whole number"):
+        ThroughputMeter(2.0)
+    with pytest.raises(ArgumentError, match="warmup_steps = -1 must be a whole number >= 0"):
         ThroughputMeter(4, warmup_steps=-1)
 
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
+from utils.errors import ArgumentError, number, whole_number
 from utils.timing import Stats, benchmark
 
 __all__ = ["BandwidthResult", "stream", "BYTES_PER_ELEMENT"]
@@ -72,10 +73,10 @@ def stream(kernel: Literal["copy", "scale", "add", "triad"] = "triad", *,
     import numpy as np
 
     if kernel not in BYTES_PER_ELEMENT:
-        raise ValueError(f"unknown STREAM kernel {kernel!r}; choose copy, scale, add or triad.")
-    if array_mb <= 0:
-        raise ValueError(f"array_mb must be positive, got {array_mb}.")
-    threads = threads or _usable_threads()
+        raise ArgumentError("kernel", kernel, "is an unknown STREAM kernel",
+                            "choose copy, scale, add or triad")
+    number(array_mb, "array_mb", above=0, hint="it is the size of each array in MB")
+    threads = _usable_threads() if threads is None else whole_number(threads, "threads")
     n = max(_BLOCK, int(array_mb * 1e6 / 8))
     a = np.zeros(n)
     b = np.full(n, 1.0)

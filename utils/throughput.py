@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from utils.errors import whole_number
+
 __all__ = ["ThroughputResult", "ThroughputMeter", "ThroughputCallback"]  # noqa: F822 (lazy)
 
 
@@ -107,12 +109,8 @@ class ThroughputMeter:
 
     def __init__(self, batch_size: int, *, warmup_steps: int = 2, label: str = "",
                  clock: Callable[[], float] = time.perf_counter) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps!r}")
-        self.batch_size = batch_size
-        self.warmup_steps = warmup_steps
+        self.batch_size = whole_number(batch_size, "batch_size")
+        self.warmup_steps = whole_number(warmup_steps, "warmup_steps", minimum=0)
         self.label = label
         self.clock = clock
         self.reset()
