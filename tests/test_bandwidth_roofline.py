@@ -107,3 +107,11 @@ def test_plot_roofline_can_label_reference_roofs():
                   label_roofs=True)
     assert [t.get_text() for t in ax.texts] == ["V100 fp32"]
     plt.close(fig)
+
+
+def test_stream_uses_the_course_definition_of_usable_cores(monkeypatch):
+    import utils.bandwidth
+
+    monkeypatch.setattr(utils.bandwidth, "usable_core_count", lambda: 3)
+    result = stream("copy", array_mb=1, min_time=0.001, min_repeats=1)
+    assert result.threads == 3

@@ -284,3 +284,23 @@ def test_build_alexnet_refuses_a_bad_dropout():
 
     with pytest.raises(ModelError, match="dropout = 1.0 must be a number >= 0 and < 1"):
         build_alexnet(67, 10, 0.125, dropout=1.0)
+
+
+def test_alexnet_trains_on_jax_where_tensorflow_is_blocked_in_sys_modules():
+    """tests/simulate.py blocks TensorFlow with sys.modules['tensorflow'] = None. Keras's
+    preprocessing layers (Rescaling) then try to import TensorFlow and fail, so the model
+    must not use one."""
+    from conftest import run_python
+
+    result = run_python("""
+        import sys
+        sys.modules["tensorflow"] = None
+        import keras, numpy as np
+        from utils.models import build_alexnet
+        model = build_alexnet(67, 10, 0.125)
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        loss = model.train_on_batch(np.zeros((4, 67, 67, 3), np.uint8), np.zeros(4, np.int32))
+        print(keras.config.backend(), float(loss) > 0)
+    """, env={"KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["jax", "True"]

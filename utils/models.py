@@ -18,7 +18,7 @@ Two views of the same network:
   computes gradients for both inputs and weights).
 * :func:`build_alexnet` returns the Keras model. It uses Keras layers and ``keras.ops`` only, so
   it runs on the TensorFlow and the JAX backends. Its input is ``uint8`` or float pixels in
-  [0, 255] (a ``Rescaling`` layer divides by 255); its output is float32 logits (also under a
+  [0, 255] (divided by 255 as the model's first operation); its output is float32 logits (also under a
   mixed-precision policy): compile it with ``from_logits=True``.
 
 For the ungrouped network at 227x227 with 1000 classes: 62,378,344 parameters and 1.135 G
@@ -473,8 +473,10 @@ def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float =
                   seed: int | None = 0, name: str | None = None) -> Any:
     """The Keras AlexNet, layer for layer as :func:`alexnet_layers` describes it.
 
-    Input: ``(input_size, input_size, 3)`` pixels in [0, 255] (uint8 or float); a Rescaling
-    layer divides by 255. Output: float32 logits (the last layer stays float32 under a mixed
+    Input: ``(input_size, input_size, 3)`` pixels in [0, 255] (uint8 or float), divided by 255
+    by the first operation (``keras.ops``, not a ``Rescaling`` layer: Keras's preprocessing
+    layers consult TensorFlow whenever ``"tensorflow"`` is in ``sys.modules``, which a kernel
+    that blocks TensorFlow that way would break). Output: float32 logits (the last layer stays float32 under a mixed
     precision policy, so compile with ``from_logits=True``). Layers are named as in the paper
     (conv1..conv5, pool1, pool2, pool5, fc6..fc8). Weights start from He-normal initialisation
     (seeded by ``seed``; ``None`` for a random start). Build it inside ``strategy.scope()`` to
@@ -498,7 +500,7 @@ def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float =
         return keras.initializers.HeNormal(seed=None if seed is None else seed + i)
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = keras.ops.cast(inputs, "float32") / 255.0
     for i, (conv, _, kernel, stride, padding, _) in enumerate(_CONVS):
         spec = specs[conv]
         x = layers.Conv2D(spec.output_shape[-1], kernel, strides=stride, padding=padding,
