@@ -121,3 +121,25 @@ def test_importing_the_module_does_not_import_keras():
                         "'tensorflow' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False False"
+
+
+def test_plot_history_draws_training_validation_and_chance():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils.throughput import plot_history
+
+    history = {"loss": [2.3, 1.9, 1.5], "val_loss": [2.2, 2.0, 1.8],
+               "accuracy": [0.1, 0.3, 0.5], "val_accuracy": [0.12, 0.25, 0.4]}
+    fig = plot_history(history, chance=0.1, title="AlexNet")
+    loss_ax, accuracy_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["training", "validation"]
+    assert list(accuracy_ax.get_lines()[1].get_ydata()) == history["val_accuracy"]
+    assert accuracy_ax.get_lines()[-1].get_label() == "chance"
+    assert loss_ax.get_ylabel() == "cross-entropy loss" and fig._suptitle.get_text() == "AlexNet"
+    plt.close(fig)
+    only_training = plot_history({"loss": [1.0], "accuracy": [0.5]})
+    assert [line.get_label() for line in only_training.axes[0].get_lines()] == ["training"]
+    plt.close(only_training)

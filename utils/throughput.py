@@ -24,11 +24,11 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from utils.errors import whole_number
 
-__all__ = ["ThroughputResult", "ThroughputMeter", "ThroughputCallback"]  # noqa: F822 (lazy)
+__all__ = ["ThroughputResult", "ThroughputMeter", "ThroughputCallback", "plot_history"]  # noqa: F822 (lazy)
 
 
 @dataclass(frozen=True)
@@ -232,3 +232,34 @@ def __getattr__(name: str) -> Any:  # ThroughputCallback is built (and Keras imp
     if name == "ThroughputCallback":
         return _callback_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def plot_history(history: Mapping[str, Sequence[float]], *, chance: float | None = None,
+                 title: str = "") -> Any:
+    """Loss and accuracy per epoch, training (solid) and validation (dashed), side by side.
+
+    ``history`` is ``model.fit(...).history`` (``loss``, ``accuracy`` and their ``val_``
+    twins, whichever are there); ``chance`` draws the accuracy of guessing. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from utils.plotting import MEASURED
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric, label in zip(axes, ("loss", "accuracy"), ("cross-entropy loss", "accuracy")):
+        for key, style, alpha, name in ((metric, "o-", 1.0, "training"),
+                                        (f"val_{metric}", "s--", 0.6, "validation")):
+            if history.get(key):
+                epochs = np.arange(1, len(history[key]) + 1)
+                ax.plot(epochs, history[key], style, color=MEASURED, alpha=alpha, label=name)
+                ax.set_xticks(epochs)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+    if chance is not None:
+        axes[1].axhline(chance, color="gray", ls=":", label="chance")
+    axes[1].set_ylim(0, 1)
+    for ax in axes:
+        ax.legend()
+    fig.suptitle(title)
+    return fig
