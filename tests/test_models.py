@@ -186,6 +186,11 @@ def test_default_lists_skip_what_the_device_lacks_explicit_requests_are_refused(
         "tf32": precision_support(t4)["tf32"], "mixed_bfloat16": precision_support(t4)[
             "mixed_bfloat16"]}
     assert list(skipped_precisions(FORMATS, fake_report("tpu"))) == ["tf32", "float16"]
+    assert skipped_precisions(PRECISIONS, zen4) == {"tf32": precision_support(zen4)["tf32"]}
+    assert list(skipped_precisions(PRECISIONS, zen4, slow=True)) == ["tf32", "mixed_float16"]
+    assert skipped_precisions(["mixed_bfloat16"], fake_report("cpu", simd=["avx2"]), slow=True)[
+        "mixed_bfloat16"] == ("this CPU has no bfloat16 instructions (emulated, slow); name it in a "
+                              "shorter list to measure it anyway")
     check_precisions(["float32", "mixed_float16"], zen4)  # runs on a CPU, slowly: measured
     with pytest.raises(PrecisionError, match="asks for 'mixed_bfloat16', which this GPU cannot "
                                              "run.*compute capability 7.5"):

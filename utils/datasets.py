@@ -25,6 +25,7 @@ otherwise).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -385,13 +386,8 @@ def resize_images(images: Any, image_size: int, *, chunk: int = 256) -> Any:
     return out
 
 
-_ARRAY_BATCHES: Any = None
-
-
+@functools.cache
 def _array_batches_class() -> Any:
-    global _ARRAY_BATCHES
-    if _ARRAY_BATCHES is not None:
-        return _ARRAY_BATCHES
     import keras
     import numpy as np
 
@@ -441,8 +437,7 @@ def _array_batches_class() -> Any:
             return type(self)(self.images, self.labels, self.batch_size, self.training,
                               int(self.rng.integers(2**31)), repeat=True)
 
-    _ARRAY_BATCHES = ArrayBatches
-    return _ARRAY_BATCHES
+    return ArrayBatches
 
 
 def array_batches(images: Any, labels: Any, *, image_size: int, batch_size: int,

@@ -28,6 +28,7 @@ multiply-adds (2.27 GFLOP) per image forward. ``grouped=True`` gives the 2012 tw
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -391,13 +392,22 @@ def precision_support(report: Any, kind: str | None = None) -> dict[str, str | N
     return out
 
 
-def skipped_precisions(precisions: Sequence[str], report: Any,
-                       kind: str | None = None) -> dict[str, str]:
+def skipped_precisions(precisions: Sequence[str], report: Any, kind: str | None = None, *,
+                       slow: bool = False) -> dict[str, str]:
     """``{precision: why}`` for each of ``precisions`` the device (``kind``, default the
-    report's fastest) cannot compute in; a lesson skips those with one line each."""
+    report's fastest) cannot compute in; a lesson skips those with one line each. With
+    ``slow``, also those it has no arithmetic for and only emulates (float16 on most CPUs),
+    which a lesson measuring every format the device *has* leaves out too."""
     support = precision_support(report, kind)
-    return {p: support[p] for p in precisions
-            if (support.get(p) or "").startswith("not supported")}
+    out = {}
+    for precision in precisions:
+        note = support.get(precision) or ""
+        if note.startswith("not supported"):
+            out[precision] = note
+        elif slow and note.startswith("runs, but "):
+            out[precision] = (f"{note.removeprefix('runs, but ')}; name it in a shorter list to "
+                              "measure it anyway")
+    return out
 
 
 def check_precisions(precisions: Sequence[str], report: Any, *,
@@ -428,14 +438,9 @@ def check_precisions(precisions: Sequence[str], report: Any, *,
 # Keras
 # --------------------------------------------------------------------------------------------
 
-_LRN_CLASS: Any = None
-
-
+@functools.cache
 def _lrn_layer_class() -> Any:
     """A Keras layer for local response normalisation, in ``keras.ops`` (any backend)."""
-    global _LRN_CLASS
-    if _LRN_CLASS is not None:
-        return _LRN_CLASS
     import keras
     from keras import ops
 
@@ -464,8 +469,7 @@ def _lrn_layer_class() -> Any:
             return {**super().get_config(), "depth_radius": self.depth_radius,
                     "bias": self.bias, "alpha": self.alpha, "beta": self.beta}
 
-    _LRN_CLASS = LocalResponseNormalization
-    return _LRN_CLASS
+    return LocalResponseNormalization
 
 
 def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float = 1.0, *,

@@ -21,6 +21,7 @@ use, so importing this module does not import Keras.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from dataclasses import dataclass
@@ -160,13 +161,8 @@ class ThroughputMeter:
                                 tuple(self._epoch_images), self.label)
 
 
-_CALLBACK_CLASS: Any = None
-
-
+@functools.cache
 def _callback_class() -> Any:
-    global _CALLBACK_CLASS
-    if _CALLBACK_CLASS is not None:
-        return _CALLBACK_CLASS
     import keras
 
     class ThroughputCallback(keras.callbacks.Callback):
@@ -224,8 +220,7 @@ def _callback_class() -> Any:
         def step_time_s(self) -> float:
             return self.meter.result().step_time_s
 
-    _CALLBACK_CLASS = ThroughputCallback
-    return _CALLBACK_CLASS
+    return ThroughputCallback
 
 
 def __getattr__(name: str) -> Any:  # ThroughputCallback is built (and Keras imported) on use
