@@ -430,7 +430,8 @@ def check_precisions(precisions: Sequence[str], report: Any, *,
     for precision, why in skipped_precisions(precisions, report).items():
         device = report.accelerator.upper()
         raise PrecisionError("precisions", list(precisions),
-                             f"asks for {precision!r}, which this {device} cannot run ({why})",
+                             f"asks for {precision!r}, which this {device} cannot run: "
+                             f"{why.removeprefix('not supported: ')}",
                              "leave it out, or list every format to run each one this device has")
 
 
