@@ -81,8 +81,11 @@ def test_reference_roofs_and_peaks_come_from_the_accelerators_file():
     assert gtx.bandwidth_gbs == table.loc["GTX 580", "mem_bw_gbs"]
     assert t4.ridge == pytest.approx(1e3 * table.loc["Tesla T4", "fp16_bf16_tensor_tflops"]
                                      / table.loc["Tesla T4", "mem_bw_gbs"])
-    peaks = dict(reference_peaks(table, [("H100 SXM5", "fp32"), ("TPU v5e", "fp32")]))
-    assert list(peaks) == ["H100 SXM5 fp32"]  # a TPU has no fp32 figure in the file
+    peaks = dict(reference_peaks(table, [("H100 SXM5", "fp32"), ("TPU v5e", "fp32"),
+                                         ("A100 SXM4 80GB", "tf32 tensor"), ("Tesla T4", "tf32 tensor")]))
+    assert list(peaks) == ["H100 SXM5 fp32", "A100 SXM4 80GB tf32 tensor"]  # no TPU fp32, no T4 TF32
+    assert peaks["A100 SXM4 80GB tf32 tensor"] == pytest.approx(
+        1e3 * table.loc["A100 SXM4 80GB", "tf32_tensor_tflops"])
 
 
 def test_plot_matmul_sweep_draws_one_curve_per_format_and_the_peaks():

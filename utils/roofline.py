@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 #: accelerators.csv's peak columns, by the short name a lesson shows.
-PEAK_COLUMNS = {"fp32": "fp32_tflops", "16-bit tensor": "fp16_bf16_tensor_tflops"}
+PEAK_COLUMNS = {"fp32": "fp32_tflops", "tf32 tensor": "tf32_tensor_tflops",
+                "16-bit tensor": "fp16_bf16_tensor_tflops"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _peak_gflops(table: Any, device: str, kind: str) -> float | None:
     or None when the device or the figure is missing."""
     import math
 
-    if device not in table.index:
+    if device not in table.index or PEAK_COLUMNS[kind] not in table.columns:
         return None
     value = table.loc[device, PEAK_COLUMNS[kind]]
     return None if value is None or (isinstance(value, float) and math.isnan(value)) \
@@ -88,7 +89,8 @@ def _peak_gflops(table: Any, device: str, kind: str) -> float | None:
 
 def reference_peaks(table: Any, devices: Sequence[tuple[str, str]]) -> list[tuple[str, float]]:
     """``(label, GFLOP/s)`` for each ``(device, kind)`` found in ``table`` (accelerators.csv
-    indexed by device; ``kind`` is ``"fp32"`` or ``"16-bit tensor"``)."""
+    indexed by device; ``kind`` is a :data:`PEAK_COLUMNS` key: ``"fp32"``, ``"tf32 tensor"`` or
+    ``"16-bit tensor"``)."""
     peaks = ((device, kind, _peak_gflops(table, device, kind)) for device, kind in devices)
     return [(f"{device} {kind}", peak) for device, kind, peak in peaks if peak is not None]
 
