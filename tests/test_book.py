@@ -134,9 +134,28 @@ def test_banner_warns_about_smoke_figures_failures_and_missing_lessons():
     assert "1 usable core)" in text and "no GPU or TPU" in text
     assert "stopped with an error** (cell 3: KeyError: 'x')" in text
     assert "not part of the run" in book.machine_banner(SUMMARY, None, "02_x")
+    early = book.machine_banner(SUMMARY, SUMMARY["notebooks"][1], "01_x", executed=False)
+    assert "failed in the run before any result was saved (cell 3: KeyError: 'x')" in early
     tpu = {**SUMMARY, "host": {"cpu": "X", "accelerator": "tpu", "gpus": [],
                                "tpu": {"chips": 4, "version": "v5e"}}}
     assert "4 TPU chip(s) v5e" in book.machine_banner(tpu, SUMMARY["notebooks"][0])
+
+
+@pytest.mark.parametrize("summary", [
+    {"host": {"cpu": "Test CPU 9000", "usable_cores": 4.0, "accelerator": "gpu",
+              "gpus": ["NVIDIA T4", "NVIDIA T4"], "runtime": "colab"}},
+    {"machine": {"machine": "ab12", "cpu": "Test CPU 9000", "cores": 4.0, "accelerator": "gpu",
+                 "gpus": "NVIDIA T4; NVIDIA T4"}},
+    {"machine": {"cpu": "other"},
+     "hardware": {"runtime": "colab", "cpu": {"model": "Test CPU 9000", "usable_cores": 4.0},
+                  "gpus": [{"name": "NVIDIA T4"}, {"name": "NVIDIA T4"}],
+                  "tpu": {"chips": 0}, "accelerator": "gpu", "simulated": "colab-t4"}},
+], ids=["host", "machine", "hardware report"])
+def test_the_machine_is_read_from_every_form_of_summary(summary):
+    text = book.machine_banner({**summary, "profile": "full", "created": "2026-01-02T03:04:05"},
+                               {"status": "ok", "parameters": {}})
+    assert "Test CPU 9000 (4 usable cores), 2 x NVIDIA T4" in text
+    assert ("simulated: colab-t4" in text) == ("hardware" in summary)
 
 
 def test_badges_become_links_and_relative_links_point_at_the_repository():
@@ -250,6 +269,31 @@ def test_output_is_replaced_only_when_it_holds_a_book(run_dir: Path, tmp_path: P
     assert not (site / "stale.html").exists()
     assert _tree_digest(run_dir) == run_before, "the run folder was written to"
     assert _tree_digest(utils.NOTEBOOKS_DIR) == sources, "notebooks/ was written to"
+
+
+def test_without_a_run_folder_a_smoke_run_is_made_in_a_temporary_folder(tmp_path, monkeypatch):
+    """The default path: plan the smoke profile, execute it, write its summary, build from it
+    (here one tiny notebook stands for the course, and Jupyter Book is faked)."""
+    from utils import runner
+
+    tiny = tmp_path / "src" / "00_tiny.ipynb"
+    tiny.parent.mkdir()
+    notebook = v4.new_notebook(cells=[v4.new_markdown_cell("# Tiny"),
+                                      v4.new_code_cell("print(6 * 7)")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, tiny)
+    planned = []
+    monkeypatch.setattr(runner, "plan", lambda names, profile: planned.append(profile)
+                        or [runner.NotebookRun(tiny, {})])
+    monkeypatch.setattr(book, "_jupyter_book", _fake_jupyter_book)
+    lines: list[str] = []
+    built = book.build_book(None, tmp_path / "site", log=lines.append)
+    assert planned == ["smoke"] and built.run is None and built.failed == []
+    page = (tmp_path / "site" / "00_tiny.html").read_text()  # the fake "renders" the copy
+    assert "42" in page and "`smoke` profile" in page
+    assert "00_tiny" in (tmp_path / "site" / "index.html").read_text()
+    assert any("smoke profile" in line for line in lines)
 
 
 # --- a real build ---------------------------------------------------------------------------

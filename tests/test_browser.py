@@ -14,7 +14,8 @@ browser binary.
 
 The book is built from a complete smoke run when one exists (``COURSE_SMOKE_RUN=DIR``, else
 build/smoke-runs/ as tests/test_notebooks_execute.py leaves it, if every lesson is there and
-newer than its source), else from a fresh smoke run (minutes).
+newer than its source), else from a fresh smoke run (minutes). ``COURSE_BOOK_SITE=DIR`` checks
+a site built already instead (``course book --output DIR``).
 
 Screenshots: every page and state the tests visit is photographed; when a test fails they are
 written to build/browser-screenshots/<test>/. To keep them whatever happens::
@@ -203,6 +204,8 @@ def _with_summary(folder: Path, tmp: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def book_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("COURSE_BOOK_SITE"):  # a site built already, e.g. by `course book`
+        return Path(os.environ["COURSE_BOOK_SITE"])
     if shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) is None:
         _unavailable("Jupyter Book is not installed; pip install -e '.[book]'")
     tmp = tmp_path_factory.mktemp("book")
@@ -319,21 +322,31 @@ def test_book_pages_load_with_their_images_and_links(chromium, book_site, site_u
 
 # --- JupyterLab -------------------------------------------------------------------------------
 
-IDLE_JS = """() => {
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the current tab
+# The kernel is idle when the status bar says so and the notebook's execution indicator agrees,
+# both for 3 s (the indicator alone says idle before the kernel has started).
+IDLE_JS = """(panelSelector) => {
   const text = [...document.querySelectorAll('.jp-StatusBar-TextItem')]
       .some(e => e.textContent.trim().endsWith('| Idle'));
-  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]');
+  const panel = document.querySelector(panelSelector);
+  const indicator = panel && panel.querySelector(
+      '.jp-Notebook-ExecutionIndicator[data-status="idle"]');
   if (!(text && indicator)) { window.__courseIdleSince = null; return false; }
   window.__courseIdleSince = window.__courseIdleSince || Date.now();
   return Date.now() - window.__courseIdleSince >= 3000;
 }"""
+# The prompts of the notebook's code cells ("[3]:", "[*]:" running or queued, "[ ]:" not run).
+PROMPTS_JS = """(panelSelector) => [...document.querySelector(panelSelector)
+    .querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent.trim())"""
 # Run All is over when no cell is queued or running and every code cell ran, or one failed
 # (JupyterLab then leaves the cells after it unrun).
-RAN_JS = """() => {
-  const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+RAN_JS = """(panelSelector) => {
+  const panel = document.querySelector(panelSelector);
+  const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
       .map(e => e.textContent.trim());
   if (prompts.length === 0 || prompts.some(p => p.includes('*'))) return false;
-  const failed = document.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+  const failed = panel.querySelector(
+      '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
   return failed !== null || prompts.every(p => /\\[\\d+\\]/.test(p));
 }"""
 
@@ -384,18 +397,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         log.close()
 
 
-def _contents(lab: dict[str, Any], path: str) -> dict[str, Any]:
-    url = f"{lab['base']}/api/contents/{path}?token={lab['token']}&content=1"
-    with urllib.request.urlopen(url, timeout=60) as answer:
-        return json.loads(answer.read())
-
-
 def _find(lab: dict[str, Any], prefix: str) -> str:
     """The server path of lesson ``prefix`` (wherever `course lab` serves the copies from)."""
     folders = [""]
     while folders:
         folder = folders.pop(0)
-        for item in _contents(lab, folder)["content"]:
+        for item in _api(lab, f"contents/{folder}?content=1")["content"]:
             if item["type"] == "notebook" and item["name"].startswith(f"{prefix}_"):
                 return item["path"]
             if item["type"] == "directory" and item["path"].count("/") < 2:
@@ -403,15 +410,31 @@ def _find(lab: dict[str, Any], prefix: str) -> str:
     raise AssertionError(f"lesson {prefix} is not served by `course lab`")
 
 
+def _api(lab: dict[str, Any], path: str, method: str = "GET") -> Any:
+    request = urllib.request.Request(f"{lab['base']}/api/{path}", method=method,
+                                     headers={"Authorization": f"token {lab['token']}"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        body = answer.read()
+    return json.loads(body) if body else None
+
+
+def _shut_down_kernels(lab: dict[str, Any]) -> None:
+    for session in _api(lab, "sessions"):
+        _api(lab, f"sessions/{session['id']}", "DELETE")
+
+
 def _open(browser: Any, lab: dict[str, Any], path: str, shots: Shots) -> tuple[Any, Any]:
+    """A new browser context on a fresh JupyterLab workspace holding only ``path``."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
-    page.goto(f"{lab['base']}/lab/tree/{path}?token={lab['token']}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=PAGE_TIMEOUT_MS)
+    workspace = f"test-{secrets.token_hex(4)}"
+    page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/{path}?token={lab['token']}"
+              "&reset")
+    page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=PAGE_TIMEOUT_MS)
     for button in page.locator(".Toastify__toast button:has-text('No')").all():
         button.click()
-    page.wait_for_function(IDLE_JS, polling=500, timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function(IDLE_JS, arg=PANEL, polling=500, timeout=PAGE_TIMEOUT_MS)
     shots.take(page, f"{Path(path).stem}-opened")
     return context, page
 
@@ -419,22 +442,34 @@ def _open(browser: Any, lab: dict[str, Any], path: str, shots: Shots) -> tuple[A
 def _run_all(page: Any, shots: Shots, name: str) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-    page.wait_for_function(RAN_JS, polling=1000, timeout=RUN_ALL_TIMEOUT_MS)
+    try:
+        page.wait_for_function(RAN_JS, arg=PANEL, polling=1000, timeout=RUN_ALL_TIMEOUT_MS)
+    except Exception:
+        shots.take(page, f"{name}-still-running")
+        prompts = page.evaluate(PROMPTS_JS, PANEL)
+        raise AssertionError(f"Run All did not finish; the cells' prompts: {prompts}") from None
     page.evaluate("() => { window.__courseIdleSince = null; }")
-    page.wait_for_function(IDLE_JS, polling=500, timeout=RUN_ALL_TIMEOUT_MS)
-    shots.take(page, f"{name}-ran", full_page=True)
+    page.wait_for_function(IDLE_JS, arg=PANEL, polling=500, timeout=RUN_ALL_TIMEOUT_MS)
+    shots.take(page, f"{name}-ran")
 
 
-def _saved_errors(page: Any, lab: dict[str, Any], path: str) -> list[str]:
-    """Save the notebook and read it back: the error outputs it holds, and the code cells
-    that never ran."""
-    before = _contents(lab, path)["last_modified"]
-    page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
+def _error_outputs(page: Any) -> list[str]:
+    """Error outputs on the page: tracebacks, and the one-line course errors."""
+    texts = page.locator(f'{PANEL} .jp-OutputArea-output'
+                         '[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
+    return [t for t in texts if "Traceback" in t or re.match(r"^\w*(Error|Exception)\b", t)]
+
+
+def _saved_problems(page: Any, lab: dict[str, Any], path: str) -> list[str]:
+    """Save the notebook and read it back: its error outputs, and code cells that never ran."""
+    before = _api(lab, f"contents/{path}?content=0")["last_modified"]
+    page.locator(f"{PANEL} .jp-Notebook").first.click()
     page.keyboard.press("Control+s")
     deadline = time.monotonic() + 120
-    while _contents(lab, path)["last_modified"] == before and time.monotonic() < deadline:
+    while (_api(lab, f"contents/{path}?content=0")["last_modified"] == before
+           and time.monotonic() < deadline):
         time.sleep(0.5)
-    notebook = _contents(lab, path)["content"]
+    notebook = _api(lab, f"contents/{path}?content=1")["content"]
     problems = []
     for index, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] != "code" or not "".join(cell["source"]).strip():
@@ -452,14 +487,15 @@ def test_lab_runs_lesson_00_with_no_error_output(chromium, lab, shots):
     path = _find(lab, "00")
     with shots:
         context, page = _open(chromium, lab, path, shots)
-        _run_all(page, shots, "00")
-        tracebacks = [t for t in page.locator(
-            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
-        ).all_inner_texts() if "Traceback" in t or re.match(r"^\w+(Error|Exception)\b", t)]
-        assert not tracebacks, f"lesson 00 shows errors:\n{tracebacks[0][:2000]}"
-        problems = _saved_errors(page, lab, path)
-        assert not problems, problems
-        context.close()
+        try:
+            _run_all(page, shots, "00")
+            errors = _error_outputs(page)
+            assert not errors, f"lesson 00 shows an error:\n{errors[0][-3000:]}"
+            problems = _saved_problems(page, lab, path)
+            assert not problems, problems
+        finally:
+            context.close()
+            _shut_down_kernels(lab)
 
 
 @pytest.mark.timeout(1800)
@@ -467,37 +503,47 @@ def test_lab_lesson_01_slider_redraws_the_plot(chromium, lab, shots):
     path = _find(lab, "01")
     with shots:
         context, page = _open(chromium, lab, path, shots)
-        _run_all(page, shots, "01")
-        slider = page.locator(".widget-slider", has=page.locator(".noUi-handle-upper")).first
-        slider.scroll_into_view_if_needed()
-        cell = page.locator(".jp-Cell", has=slider)
-        images = cell.locator(".widget-output img")
-        before = images.first.get_attribute("src") if images.count() else None
-        readout = slider.locator(".widget-readout").first
-        start = readout.inner_text()
-        handle = slider.locator(".noUi-handle-upper").first
-        track = slider.locator(".noUi-target").first.bounding_box()
-        box = handle.bounding_box()
-        assert track and box, "the slider is not on screen"
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x, y)
-        page.mouse.down()
-        page.mouse.move(x - track["width"] * 0.3, y, steps=12)
-        page.mouse.up()
-        shots.take(page, "01-slider-moved")
-        page.wait_for_function(
-            """([cell, before]) => {
-                 const img = cell.querySelector('.widget-output img');
-                 return img !== null && img.complete && img.naturalWidth > 0
-                        && img.getAttribute('src') !== before; }""",
-            arg=[cell.element_handle(), before], polling=500, timeout=RUN_ALL_TIMEOUT_MS)
-        shots.take(page, "01-redrawn")
-        text = readout.inner_text()
-        assert text != start, f"the readout did not change from {start!r}"
-        assert re.fullmatch(r"\d{4}\s*[–-]\s*\d{4}", text.strip()), f"readout {text!r}"
-        clipped = readout.evaluate("e => e.scrollWidth > e.clientWidth + 1")
-        assert not clipped, f"the readout {text!r} is cut (wider than its box)"
-        context.close()
+        try:
+            _run_all(page, shots, "01")
+            errors = _error_outputs(page)
+            assert not errors, f"lesson 01 shows an error:\n{errors[0][-3000:]}"
+            panel = page.locator(PANEL)
+            # the first cell with a range slider (inner locators are relative: page.locator)
+            cell = panel.locator(".jp-Cell", has=page.locator(".noUi-handle-upper")).first
+            slider = cell.locator(".widget-slider", has=page.locator(".noUi-handle-upper")).first
+            slider.scroll_into_view_if_needed()
+            shots.take(page, "01-slider")
+            images = cell.locator(".widget-output img")
+            before = images.first.get_attribute("src") if images.count() else None
+            readout = slider.locator(".widget-readout").first
+            start = readout.inner_text()
+            handle = slider.locator(".noUi-handle-upper").first
+            track = slider.locator(".noUi-target").first.bounding_box()
+            box = handle.bounding_box()
+            assert track and box, "the slider is not on screen"
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x - track["width"] * 0.3, y, steps=12)
+            page.mouse.up()
+            shots.take(page, "01-slider-moved")
+            page.wait_for_function(
+                """([cell, before]) => {
+                     const img = cell.querySelector('.widget-output img');
+                     return img !== null && img.complete && img.naturalWidth > 0
+                            && img.getAttribute('src') !== before; }""",
+                arg=[cell.element_handle(), before], polling=500, timeout=RUN_ALL_TIMEOUT_MS)
+            cell.locator(".widget-output img").first.scroll_into_view_if_needed()
+            shots.take(page, "01-redrawn")
+            text = readout.inner_text()
+            assert text != start, f"the readout did not change from {start!r}"
+            assert re.fullmatch(r"\d{4}\s*[–-]\s*\d{4}", text.strip()), f"readout {text!r}"
+            clipped = readout.evaluate("e => e.scrollWidth > e.clientWidth + 1")
+            assert not clipped, f"the readout {text!r} is cut (wider than its box)"
+            assert not _error_outputs(page), "the redraw raised an error"
+        finally:
+            context.close()
+            _shut_down_kernels(lab)
 
 
 if __name__ == "__main__":
@@ -507,7 +553,6 @@ if __name__ == "__main__":
                                      "of every page and state they visit.")
     parser.add_argument("--screenshots", type=Path, default=SCREENSHOTS, metavar="DIR",
                         help=f"where to write them (default: {SCREENSHOTS})")
-    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (e.g. -k lab)")
-    args = parser.parse_args()
+    args, pytest_args = parser.parse_known_args()  # the rest goes to pytest (e.g. -k lab)
     os.environ["COURSE_SCREENSHOTS"] = str(args.screenshots.resolve())
-    sys.exit(pytest.main([__file__, "-p", "no:cacheprovider", "-s", *args.pytest_args]))
+    sys.exit(pytest.main([__file__, "-p", "no:cacheprovider", "-s", *pytest_args]))

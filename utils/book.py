@@ -137,26 +137,49 @@ def _smoke_run(folder: Path, log: Callable[[str], None]) -> Path:
 
 # --- the banner ---------------------------------------------------------------------------
 
+def _host(summary: dict[str, Any]) -> dict[str, Any]:
+    """The machine of a run, from whichever form its summary.json has: the full hardware
+    report (``hardware``), the machine's identity (``machine``) or the older ``host``."""
+    hardware = summary.get("hardware") if isinstance(summary.get("hardware"), dict) else None
+    if hardware:
+        cpu = hardware.get("cpu") or {}
+        return {"cpu": cpu.get("model"), "cores": cpu.get("usable_cores"),
+                "gpus": [str(g.get("name", g)) if isinstance(g, dict) else str(g)
+                         for g in hardware.get("gpus") or []],
+                "tpu": hardware.get("tpu") or {}, "accelerator": hardware.get("accelerator"),
+                "runtime": hardware.get("runtime"), "simulated": hardware.get("simulated")}
+    host = summary.get("machine") or summary.get("host") or {}
+    gpus = host.get("gpus") or []
+    if isinstance(gpus, str):  # "name; name"
+        gpus = [g.strip() for g in gpus.split(";") if g.strip()]
+    return {"cpu": host.get("cpu"), "cores": host.get("cores", host.get("usable_cores")),
+            "gpus": [str(g) for g in gpus], "tpu": host.get("tpu") or {},
+            "accelerator": host.get("accelerator"), "runtime": host.get("runtime"),
+            "simulated": host.get("simulated")}
+
+
 def _machine(summary: dict[str, Any]) -> str:
-    host = summary.get("host") or {}
-    cpu = host.get("cpu") or "an unnamed CPU"
-    cores = host.get("usable_cores")
+    host = _host(summary)
+    cpu = str(host["cpu"] or "an unnamed CPU")
+    cores = host["cores"]
     if isinstance(cores, (int, float)):
         cpu += f" ({cores:g} usable core{'s' if cores != 1 else ''})"
-    gpus = [str(g) for g in host.get("gpus") or []]
-    tpu = host.get("tpu") or {}
-    accelerator = str(host.get("accelerator") or "").lower()
+    gpus, tpu = host["gpus"], host["tpu"]
+    accelerator = str(host["accelerator"] or "").lower()
     if gpus:
-        names = sorted(set(gpus))
-        devices = ", ".join(f"{gpus.count(n)} x {n}" for n in names)
+        devices = ", ".join(f"{gpus.count(n)} x {n}" for n in sorted(set(gpus)))
     elif isinstance(tpu, dict) and tpu.get("chips"):
         devices = f"{tpu['chips']} TPU chip(s) {tpu.get('version') or ''}".rstrip()
     elif accelerator and accelerator != "cpu":
         devices = accelerator.upper()
     else:
         devices = "no GPU or TPU"
-    runtime = host.get("runtime")
-    return f"{cpu}, {devices}" + (f", {runtime} runtime" if runtime else "")
+    text = f"{cpu}, {devices}"
+    if host["runtime"]:
+        text += f", {host['runtime']} runtime"
+    if host["simulated"]:
+        text += f" (simulated: {host['simulated']})"
+    return text
 
 
 def _when(summary: dict[str, Any]) -> str:
@@ -173,14 +196,20 @@ def _entries(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def machine_banner(summary: dict[str, Any], entry: dict[str, Any] | None,
-                   stem: str = "") -> str:
+                   stem: str = "", executed: bool = True) -> str:
     """The Markdown banner that opens a lesson's page: which machine, profile and date
-    produced its numbers, with which parameters, and whether the run stopped with an error."""
+    produced its numbers, with which parameters, and whether the run stopped with an error.
+
+    ``entry`` is the lesson's line in summary.json (None: not in the run); ``executed`` says
+    whether the page shows an executed copy."""
     profile = summary.get("profile") or "an unknown"
     lines = [f"```{{admonition}} Measured on {_machine(summary)}, {_when(summary)}",
              ":class: course-machine note", ""]
-    if entry is None:
+    if entry is None or (entry.get("status") == "failed" and not executed):
         lines.append("This lesson was not part of the run this book was built from: the page "
+                     "shows the notebook without results." if entry is None else
+                     "This lesson failed in the run before any result was saved "
+                     f"({str(entry.get('error') or 'an error').splitlines()[0]}): the page "
                      "shows the notebook without results.")
     else:
         lines.append("Every figure, plot and table on this page was measured when this "
@@ -294,8 +323,10 @@ def _widget_text(model_id: str, models: dict[str, Any]) -> tuple[str, list[dict[
 
 
 def prepare_notebook(notebook: Any, stem: str, summary: dict[str, Any],
-                     entry: dict[str, Any] | None, pages: set[str]) -> Any:
-    """A copy of an executed notebook, ready for the book (see the module's docstring)."""
+                     entry: dict[str, Any] | None, pages: set[str],
+                     executed: bool = True) -> Any:
+    """A copy of an executed notebook (or, with ``executed=False``, of a source without
+    outputs), ready for the book (see the module's docstring)."""
     import nbformat
     import nbformat.v4 as v4
 
@@ -328,7 +359,7 @@ def prepare_notebook(notebook: Any, stem: str, summary: dict[str, Any],
             outputs.append(output)
         cell.outputs = outputs
     # The banner goes right under the title (papermill puts its error notice above it).
-    banner = v4.new_markdown_cell(machine_banner(summary, entry, stem))
+    banner = v4.new_markdown_cell(machine_banner(summary, entry, stem, executed))
     for index, cell in enumerate(nb.cells[:3]):
         if cell.cell_type == "markdown" and cell.source.startswith("# "):
             title, _, rest = cell.source.partition("\n")
@@ -390,7 +421,9 @@ def welcome_page(readme: str, summary: dict[str, Any], stems: list[str]) -> str:
                     + (f"{memory:.0f} MB |" if isinstance(memory, (int, float)) else "n/a |"))
     parts += ["## This edition of the book",
               f"The pages show one run of the notebooks: the `{summary.get('profile', '?')}` "
-              f"profile on {_machine(summary)}, {_when(summary)}. The figures are that "
+              f"profile on {_machine(summary)}, {_when(summary)}"
+              + (f", course version {summary['course_version']}"
+                 if summary.get("course_version") else "") + ". The figures are that "
               "machine's, not yours: open a lesson with its launch buttons, or run "
               "`course run` on your machine, to measure your own.", "\n".join(rows)]
     return "\n\n".join(parts) + "\n"
@@ -525,6 +558,11 @@ def build_book(run_dir: Path | str | None, output_dir: Path | str = DEFAULT_OUTP
         summary = read_summary(source_run)
         entries = _entries(summary)
         executed = {p.stem: p for p in nbs.discover(source_run)}
+        for stem, entry in entries.items():  # a copy elsewhere in the folder (relative path)
+            output = Path(str(entry.get("output") or ""))
+            if stem not in executed and not output.is_absolute() and output.suffix == ".ipynb":
+                if (source_run / output).is_file():
+                    executed[stem] = source_run / output
         sources = {p.stem: p for p in nbs.discover()}
         stems = sorted(set(executed) | set(sources))
         pages = {f"{s}.ipynb" for s in stems}
@@ -536,13 +574,14 @@ def build_book(run_dir: Path | str | None, output_dir: Path | str = DEFAULT_OUTP
             if stem in executed:
                 notebook = nbs.read(executed[stem])
                 entry = entry or {"notebook": stem, "status": "ok", "parameters": {}}
-            else:
-                log(f"course book: {stem} is not in {source_run}; its page has no results")
-                notebook, entry = nbs.strip_outputs(nbs.read(sources[stem])), None
+            else:  # not run, or failed before papermill wrote its copy
+                log(f"course book: {source_run} has no executed copy of {stem}; its page shows "
+                    "the notebook without results")
+                notebook = nbs.strip_outputs(nbs.read(sources[stem]))
             if entry is not None and entry.get("status") == "failed":
                 failed.append(stem)
-            nbs.write(prepare_notebook(notebook, stem, summary, entry, pages),
-                      src / f"{stem}.ipynb")
+            nbs.write(prepare_notebook(notebook, stem, summary, entry, pages,
+                                       executed=stem in executed), src / f"{stem}.ipynb")
         readme = utils.REPO_ROOT / "README.md"
         text = readme.read_text(encoding="utf-8") if readme.is_file() else "# The course\n"
         (src / "index.md").write_text(welcome_page(text, summary, stems), encoding="utf-8")
