@@ -25,6 +25,7 @@ written to build/browser-screenshots/<test>/. To keep them whatever happens::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -323,6 +324,7 @@ def test_book_pages_load_with_their_images_and_links(chromium, book_site, site_u
 # --- JupyterLab -------------------------------------------------------------------------------
 
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the current tab
+STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'  # errors too
 # The kernel is idle when the status bar says so and the notebook's execution indicator agrees,
 # both for 3 s (the indicator alone says idle before the kernel has started).
 IDLE_JS = """(panelSelector) => {
@@ -455,8 +457,7 @@ def _run_all(page: Any, shots: Shots, name: str) -> None:
 
 def _error_outputs(page: Any) -> list[str]:
     """Error outputs on the page: tracebacks, and the one-line course errors."""
-    texts = page.locator(f'{PANEL} .jp-OutputArea-output'
-                         '[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
+    texts = page.locator(f"{PANEL} {STDERR}").all_inner_texts()
     return [t for t in texts if "Traceback" in t or re.match(r"^\w*(Error|Exception)\b", t)]
 
 
@@ -482,68 +483,73 @@ def _saved_problems(page: Any, lab: dict[str, Any], path: str) -> list[str]:
     return problems
 
 
+@contextlib.contextmanager
+def _lesson_ran(browser: Any, lab: dict[str, Any], prefix: str,
+                shots: Shots) -> Iterator[tuple[Any, str]]:
+    """Lesson ``prefix`` opened in JupyterLab and run with Run All Cells, showing no error;
+    afterwards its browser context is closed and its kernel shut down."""
+    path = _find(lab, prefix)
+    context, page = _open(browser, lab, path, shots)
+    try:
+        _run_all(page, shots, prefix)
+        errors = _error_outputs(page)
+        assert not errors, f"lesson {prefix} shows an error:\n{errors[0][-3000:]}"
+        yield page, path
+    except BaseException:
+        errors = page.locator(f"{PANEL} {STDERR}")
+        if errors.count():
+            errors.first.scroll_into_view_if_needed(timeout=10_000)
+        shots.take(page, f"{prefix}-at-failure")
+        raise
+    finally:
+        context.close()
+        _shut_down_kernels(lab)
+
+
 @pytest.mark.timeout(1800)
 def test_lab_runs_lesson_00_with_no_error_output(chromium, lab, shots):
-    path = _find(lab, "00")
-    with shots:
-        context, page = _open(chromium, lab, path, shots)
-        try:
-            _run_all(page, shots, "00")
-            errors = _error_outputs(page)
-            assert not errors, f"lesson 00 shows an error:\n{errors[0][-3000:]}"
-            problems = _saved_problems(page, lab, path)
-            assert not problems, problems
-        finally:
-            context.close()
-            _shut_down_kernels(lab)
+    with shots, _lesson_ran(chromium, lab, "00", shots) as (page, path):
+        problems = _saved_problems(page, lab, path)
+        assert not problems, problems
 
 
 @pytest.mark.timeout(1800)
 def test_lab_lesson_01_slider_redraws_the_plot(chromium, lab, shots):
-    path = _find(lab, "01")
-    with shots:
-        context, page = _open(chromium, lab, path, shots)
-        try:
-            _run_all(page, shots, "01")
-            errors = _error_outputs(page)
-            assert not errors, f"lesson 01 shows an error:\n{errors[0][-3000:]}"
-            panel = page.locator(PANEL)
-            # the first cell with a range slider (inner locators are relative: page.locator)
-            cell = panel.locator(".jp-Cell", has=page.locator(".noUi-handle-upper")).first
-            slider = cell.locator(".widget-slider", has=page.locator(".noUi-handle-upper")).first
-            slider.scroll_into_view_if_needed()
-            shots.take(page, "01-slider")
-            images = cell.locator(".widget-output img")
-            before = images.first.get_attribute("src") if images.count() else None
-            readout = slider.locator(".widget-readout").first
-            start = readout.inner_text()
-            handle = slider.locator(".noUi-handle-upper").first
-            track = slider.locator(".noUi-target").first.bounding_box()
-            box = handle.bounding_box()
-            assert track and box, "the slider is not on screen"
-            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            page.mouse.move(x, y)
-            page.mouse.down()
-            page.mouse.move(x - track["width"] * 0.3, y, steps=12)
-            page.mouse.up()
-            shots.take(page, "01-slider-moved")
-            page.wait_for_function(
-                """([cell, before]) => {
-                     const img = cell.querySelector('.widget-output img');
-                     return img !== null && img.complete && img.naturalWidth > 0
-                            && img.getAttribute('src') !== before; }""",
-                arg=[cell.element_handle(), before], polling=500, timeout=RUN_ALL_TIMEOUT_MS)
-            cell.locator(".widget-output img").first.scroll_into_view_if_needed()
-            shots.take(page, "01-redrawn")
-            text = readout.inner_text()
-            assert text != start, f"the readout did not change from {start!r}"
-            assert re.fullmatch(r"\d{4}\s*[–-]\s*\d{4}", text.strip()), f"readout {text!r}"
-            clipped = readout.evaluate("e => e.scrollWidth > e.clientWidth + 1")
-            assert not clipped, f"the readout {text!r} is cut (wider than its box)"
-            assert not _error_outputs(page), "the redraw raised an error"
-        finally:
-            context.close()
-            _shut_down_kernels(lab)
+    with shots, _lesson_ran(chromium, lab, "01", shots) as (page, _):
+        panel = page.locator(PANEL)
+        # the first cell with a range slider (inner locators are relative: page.locator)
+        cell = panel.locator(".jp-Cell", has=page.locator(".noUi-handle-upper")).first
+        slider = cell.locator(".widget-slider", has=page.locator(".noUi-handle-upper")).first
+        slider.scroll_into_view_if_needed()
+        shots.take(page, "01-slider")
+        images = cell.locator(".widget-output img")
+        before = images.first.get_attribute("src") if images.count() else None
+        readout = slider.locator(".widget-readout").first
+        start = readout.inner_text()
+        handle = slider.locator(".noUi-handle-upper").first
+        track = slider.locator(".noUi-target").first.bounding_box()
+        box = handle.bounding_box()
+        assert track and box, "the slider is not on screen"
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x - track["width"] * 0.3, y, steps=12)
+        page.mouse.up()
+        shots.take(page, "01-slider-moved")
+        page.wait_for_function(
+            """([cell, before]) => {
+                 const img = cell.querySelector('.widget-output img');
+                 return img !== null && img.complete && img.naturalWidth > 0
+                        && img.getAttribute('src') !== before; }""",
+            arg=[cell.element_handle(), before], polling=500, timeout=RUN_ALL_TIMEOUT_MS)
+        cell.locator(".widget-output img").first.scroll_into_view_if_needed()
+        shots.take(page, "01-redrawn")
+        text = readout.inner_text()
+        assert text != start, f"the readout did not change from {start!r}"
+        assert re.fullmatch(r"\d{4}\s*[–-]\s*\d{4}", text.strip()), f"readout {text!r}"
+        clipped = readout.evaluate("e => e.scrollWidth > e.clientWidth + 1")
+        assert not clipped, f"the readout {text!r} is cut (wider than its box)"
+        assert not _error_outputs(page), "the redraw raised an error"
 
 
 if __name__ == "__main__":
