@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pandas as pd
 import pytest
 
-from utils.accelerators import datasheet_row, device_kind, model_key, plot_generations, table
+from utils.accelerators import (datasheet_row, device_kind, model_key, node_parts,
+                                plot_bandwidths, plot_generations, table)
+from utils.errors import ArgumentError
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,53 @@ def test_plot_generations_marks_the_measured_device(sheets):
 
 @pytest.mark.parametrize("device, kind", [
     ("/job:localhost/replica:0/task:0/device:GPU:0", "gpu"), ("TPU:0", "tpu"), ("tpu:3", "tpu"),
-    ("gpu:0", "gpu"), ("/cpu:0", "cpu"), ("/device:CPU:0", "cpu"), ("", "cpu"), (None, "cpu"),
+    ("gpu:0", "gpu"), ("cuda:0", "gpu"), ("/cpu:0", "cpu"), ("TFRT_CPU_0", "cpu"), ("/device:CPU:0", "cpu"), ("", "cpu"), (None, "cpu"),
 ])
 def test_device_kind(device, kind):
     assert device_kind(device) == kind
+
+
+def test_keras_device_kind(monkeypatch):
+    from types import SimpleNamespace
+
+    from utils.accelerators import keras_device_kind
+
+    for backend, kind in (("tpu", "tpu"), ("gpu", "gpu"), ("cpu", "cpu")):
+        monkeypatch.setitem(sys.modules, "keras",
+                            SimpleNamespace(config=SimpleNamespace(backend=lambda: "jax")))
+        monkeypatch.setitem(sys.modules, "jax", SimpleNamespace(default_backend=lambda b=backend: b))
+        assert keras_device_kind() == kind
+    gpus = []
+    monkeypatch.setitem(sys.modules, "keras",
+                        SimpleNamespace(config=SimpleNamespace(backend=lambda: "tensorflow")))
+    monkeypatch.setitem(sys.modules, "tensorflow", SimpleNamespace(config=SimpleNamespace(
+        list_logical_devices=lambda kind: list(gpus))))
+    assert keras_device_kind() == "cpu"  # a GPU TensorFlow cannot use is not this kernel's device
+    gpus.append("GPU:0")
+    assert keras_device_kind() == "gpu"
+
+
+def test_node_parts_from_the_bsc_systems_file():
+    from utils import data
+
+    systems = data.load("bsc_systems").set_index("system")
+    cte = node_parts(systems.loc["CTE-POWER", "architecture"])
+    assert cte == (2, "POWER9", 22, 3.1, 4, "V100")
+    mino = node_parts(systems.loc["MinoTauro", "architecture"])
+    assert (mino.sockets, mino.cores, mino.ghz, mino.accelerators) == (2, 6, 2.53, 2)
+    assert mino.accelerator == "Tesla M2090"
+    mn5 = node_parts(systems.loc["MareNostrum 5 ACC", "architecture"])
+    assert (mn5.cores, mn5.ghz, mn5.accelerators, mn5.accelerator) == (None, None, 4, "H100 64GB")
+    with pytest.raises(ArgumentError, match="does not read"):
+        node_parts("IBM JS20 PPC970 2.2GHz, Myrinet")
+
+
+def test_plot_bandwidths():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = plot_bandwidths({"here": (20.0, True), "V100 HBM2": (900.0, False)}, "t")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and "GB/s" in ax.get_ylabel()
+    colours = [bar.get_facecolor() for bar in ax.patches]
+    assert colours[0] != colours[1]  # measured and reference differ

@@ -9,8 +9,9 @@ import pytest
 from types import SimpleNamespace
 
 from utils.errors import ArgumentError
+from utils.hardware import GPUInfo
 from utils.numerics import (FORMATS, bit_fields, dtype, format_info, format_table, formats_here,
-                            round_to, running_sum)
+                            relative_error, round_to, running_sum, time_matmul)
 
 
 @pytest.mark.parametrize("name,bits,exponent,mantissa,largest,eps", [
@@ -87,7 +88,7 @@ def test_missing_ml_dtypes_is_explained(monkeypatch):
 
 
 def report(accelerator, simd=(), cc=None, name="GPU"):
-    gpus = [SimpleNamespace(name=name, compute_capability=cc)] if accelerator == "gpu" else []
+    gpus = [GPUInfo(name=name, compute_capability=cc)] if accelerator == "gpu" else []
     return SimpleNamespace(accelerator=accelerator, gpus=gpus,
                            cpu=SimpleNamespace(simd=list(simd)))
 
@@ -106,9 +107,31 @@ def test_formats_here_by_device():
     assert measured(formats_here(report("cpu", simd=["avx2"]))) == ["float32"]
     t4 = report("gpu", cc="7.5", name="Tesla T4")
     assert measured(formats_here(t4)) == ["float32", "float16"]
-    assert "8.0" in formats_here(t4)["tf32"] and "bfloat16" in formats_here(t4)["bfloat16"]
+    assert "8.0 or later, this one has 7.5" in formats_here(t4)["tf32"] and "bfloat16" in formats_here(t4)["bfloat16"]
     a100 = report("gpu", cc="8.0", name="NVIDIA A100-SXM4-40GB")
     assert measured(formats_here(a100)) == ["float32", "tf32", "bfloat16", "float16"]
     assert measured(formats_here(report("tpu"))) == ["float32", "bfloat16"]
     # the CPU of a GPU machine, where the framework cannot use the GPU
     assert measured(formats_here(a100, kind="cpu")) == ["float32"]
+
+
+def test_relative_error_per_matrix():
+    import numpy as np
+
+    exact = np.stack([np.eye(2), 2 * np.eye(2)])
+    result = exact.copy()
+    result[1, 0, 0] += 0.2  # an error of 0.2 on a matrix of norm 2 sqrt(2)
+    errors = relative_error(result.astype(np.float32), exact)
+    assert errors.shape == (2,)
+    assert errors[0] == 0
+    assert errors[1] == pytest.approx(0.2 / (2 * math.sqrt(2)))
+
+
+def test_time_matmul_on_this_cpu_and_refusals():
+    stats = time_matmul("float32", 64, min_time=0.01)
+    assert stats.n >= 3 and stats.rate(2 * 64**3) > 0
+    assert "64x64 float32 matmul" in stats.label
+    with pytest.raises(ArgumentError, match="fmt = 'float64'"):
+        time_matmul("float64", 64)
+    with pytest.raises(ArgumentError, match="n = 0"):
+        time_matmul("float32", 0)

@@ -69,13 +69,6 @@ def test_tpu_v1_figures():
     assert utilisation(1, 256, 256, tpu) < 0.01
 
 
-def test_time_needs_a_clock():
-    run = simulate(np.ones((2, 2)), np.ones((2, 2)), SystolicArray(2, 2))
-    assert run.seconds() is None
-    timed = simulate(np.ones((2, 2)), np.ones((2, 2)), SystolicArray(2, 2, clock_hz=1e3))
-    assert timed.seconds() == pytest.approx(timed.cycles / 1e3)
-
-
 @pytest.mark.parametrize("x,w", [(np.ones((2, 3)), np.ones((2, 3))), (np.ones(3), np.ones(3)),
                                  (np.ones((0, 2)), np.ones((2, 2)))])
 def test_bad_shapes_are_refused(x, w):

@@ -13,9 +13,10 @@ then says so instead of guessing.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["table", "model_key", "datasheet_row", "device_kind", "plot_generations"]
+__all__ = ["table", "model_key", "datasheet_row", "device_kind", "keras_device_kind",
+           "NodeParts", "node_parts", "plot_generations", "plot_bandwidths"]
 
 _BRANDS = ("nvidia", "tesla", "geforce", "google", "cloud")
 #: Columns of data/accelerators.csv that data.load keeps as text; :func:`table` makes them numbers.
@@ -111,7 +112,75 @@ def device_kind(device: str | None) -> str:
     (``"/job:localhost/replica:0/task:0/device:GPU:0"``, ``"TPU:0"``, ``"tpu:0"``, ``"/cpu:0"``);
     ``"cpu"`` when there is none."""
     name = (device or "").lower()
-    return next((kind for kind in ("tpu", "gpu") if kind in name), "cpu")
+    if "tpu" in name:
+        return "tpu"
+    return "gpu" if any(word in name for word in ("gpu", "cuda", "rocm")) else "cpu"
+
+
+def keras_device_kind() -> str:
+    """Where eager ``keras.ops`` run by default in this kernel: ``"tpu"``, ``"gpu"`` or
+    ``"cpu"`` (a GPU that nvidia-smi lists but the framework cannot use counts as the CPU)."""
+    import keras
+
+    if keras.config.backend() == "jax":
+        import jax
+
+        return device_kind(jax.default_backend())
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+class NodeParts(NamedTuple):
+    """A node as TOP500 describes it: CPU sockets (cores and clock each) and accelerators."""
+
+    sockets: int
+    cpu: str
+    cores: int | None  # per socket
+    ghz: float | None
+    accelerators: int
+    accelerator: str
+
+
+def node_parts(architecture: str) -> NodeParts:
+    """The parts of a node from a description such as data/bsc_systems.csv's ``architecture``:
+    ``"2x POWER9 22C 3.1GHz + 4x V100 per node, dual-rail EDR IB"`` gives 2 sockets of
+    22 cores at 3.1 GHz and 4 V100. Cores and clock are None where the text gives none.
+
+    Raises:
+        ArgumentError: the text does not read "Nx CPU ... + Mx ACCELERATOR per node".
+    """
+    from utils.errors import ArgumentError
+
+    found = re.search(r"(?<![\w.])(\d+)x (.+?) \+ (\d+)x (.+?) per node", architecture)
+    if not found:
+        raise ArgumentError("architecture", architecture, "does not read 'Nx CPU + Mx "
+                            "ACCELERATOR per node'")
+    sockets, cpu, count, accelerator = found.groups()
+    clocked = re.match(r"(.+?) (\d+)C ([\d.]+)\s*GHz$", cpu)
+    cores, ghz = (int(clocked.group(2)), float(clocked.group(3))) if clocked else (None, None)
+    return NodeParts(int(sockets), clocked.group(1) if clocked else cpu, cores, ghz, int(count),
+                     accelerator)
+
+
+def plot_bandwidths(bars: dict[str, tuple[float, bool]], title: str) -> Any:
+    """A bar per ``label: (GB/s, measured)`` on a log scale, each with its value; measured bars
+    orange, figures from data/ blue. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from utils.plotting import MEASURED, REFERENCE
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    values = [value for value, _ in bars.values()]
+    ax.bar(list(bars), values, color=[MEASURED if measured else REFERENCE
+                                      for _, measured in bars.values()])
+    for i, value in enumerate(values):
+        ax.text(i, value, f"{value:,.0f}", ha="center", va="bottom", fontsize=9)
+    ax.set_yscale("log")
+    ax.set_ylabel("bandwidth (GB/s, log scale)")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title(title)
+    return fig
 
 
 def plot_generations(frame: Any, *, yours_name: str, yours_tflops: float, yours_gbs: float,

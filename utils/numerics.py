@@ -30,6 +30,8 @@ __all__ = [
     "FORMATS",
     "MATMUL_FORMATS",
     "formats_here",
+    "time_matmul",
+    "relative_error",
     "FormatInfo",
     "BitFields",
     "dtype",
@@ -177,19 +179,14 @@ def running_sum(values: Iterable[float], name: str) -> float:
     return float(total)
 
 
-def _compute_capability(report: Any) -> float | None:
-    try:
-        return float(report.gpus[0].compute_capability)
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return None
-
-
 def formats_here(report: Any, kind: str | None = None) -> dict[str, str | None]:
     """Each of :data:`MATMUL_FORMATS` -> None where the device computes it natively (time it),
     else one line saying why it is skipped.
 
     ``report`` is a :class:`utils.hardware.HardwareReport`; ``kind`` (``"cpu"``, ``"gpu"``,
-    ``"tpu"``) picks the device, by default the fastest. The 16-bit answers are
+    ``"tpu"``) is the device the framework computes on, by default the fastest in the report
+    (pass ``"cpu"`` where the framework cannot use the GPU the report lists). TF32 is
+    :attr:`utils.hardware.GPUInfo.tf32`; the 16-bit answers are
     :func:`utils.models.precision_support`'s, where "runs, but slowly" also means skipped.
     """
     from utils.models import precision_support
@@ -197,15 +194,51 @@ def formats_here(report: Any, kind: str | None = None) -> dict[str, str | None]:
     kind = kind or report.accelerator
     support = precision_support(report, kind)
     out: dict[str, str | None] = {"float32": None}
-    cc = _compute_capability(report) if kind == "gpu" else None
-    if cc is not None and cc >= 8.0:
+    gpu = report.gpus[0] if kind == "gpu" and report.gpus else None
+    if gpu is not None and gpu.tf32:
         out["tf32"] = None
-    elif kind == "gpu":
-        known = f"compute capability {cc:g}" if cc is not None else "compute capability unknown"
-        out["tf32"] = f"TF32 needs compute capability 8.0 or later ({known})"
+    elif gpu is not None:
+        out["tf32"] = (f"{gpu.name} has no TF32 (it needs compute capability 8.0 or later, "
+                       f"this one has {gpu.compute_capability or 'an unknown one'})")
     else:
         out["tf32"] = f"TF32 is a format of NVIDIA tensor cores, not of this {kind.upper()}"
     for name in ("bfloat16", "float16"):
         note = support.get(f"mixed_{name}")
         out[name] = None if note is None else note.split(": ", 1)[-1].removeprefix("runs, but ")
     return out
+
+
+def time_matmul(fmt: str, n: int, *, min_time: float = 1.0, seed: int = 0) -> Any:
+    """Time an n x n by n x n product in ``fmt`` (one of :data:`MATMUL_FORMATS`) with
+    ``keras.ops.matmul`` on Keras's backend and device; returns :class:`utils.timing.Stats`.
+
+    float32 runs with TF32 off and ``"tf32"`` with it on (float32 data), through
+    :func:`utils.backends.matmul_precision`; the 16-bit formats convert the operands. Call it
+    inside :func:`utils.backends.on_first_device` to pick the device.
+    """
+    import keras
+
+    from utils.backends import matmul_precision
+    from utils.errors import whole_number
+    from utils.timing import benchmark
+
+    if fmt not in MATMUL_FORMATS:
+        raise ArgumentError("fmt", fmt, "is not a format a matmul is timed in",
+                            f"choose one of {', '.join(MATMUL_FORMATS)}")
+    n = whole_number(n, "n")
+    rng = np.random.default_rng(seed)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    dtype = "float32" if fmt == "tf32" else fmt
+    with matmul_precision("tf32" if fmt == "tf32" else "float32"):
+        x, y = (keras.ops.convert_to_tensor(m, dtype=dtype) for m in (a, b))
+        return benchmark(keras.ops.matmul, x, y, min_time=min_time, label=f"{n}x{n} {fmt} matmul")
+
+
+def relative_error(result: Any, exact: Any) -> np.ndarray:
+    """Frobenius-norm error of each matrix of ``result`` (shape (..., rows, cols)) against
+    ``exact``, relative to the exact matrix's norm, computed in float64."""
+    result = np.asarray(result, dtype=np.float64)
+    exact = np.asarray(exact, dtype=np.float64)
+    diff = (result - exact).reshape(*exact.shape[:-2], -1)
+    return np.linalg.norm(diff, axis=-1) / np.linalg.norm(exact.reshape(*exact.shape[:-2], -1),
+                                                          axis=-1)

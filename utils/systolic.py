@@ -97,10 +97,6 @@ class MatmulRun:
         """Useful MACs over what the array could have done in the same cycles (0..1)."""
         return self.macs / (self.array.pes * self.cycles)
 
-    def seconds(self) -> float | None:
-        """Time at the array's clock, if it has one."""
-        return None if self.array.clock_hz is None else self.cycles / self.array.clock_hz
-
 
 def _accumulator_dtype(x: np.ndarray, w: np.ndarray) -> Any:
     if np.issubdtype(x.dtype, np.integer) and np.issubdtype(w.dtype, np.integer):

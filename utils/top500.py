@@ -36,20 +36,17 @@ class Placement:
     """A rate placed against #1 and #500 of every list (``None`` where it never qualified)."""
 
     gflops: float
-    lists: int
     first_list: Any
     latest_list: Any
     no1_from: Any | None
     no1_until: Any | None
     no1_count: int
     no1_rmax_tflops_at_until: float | None
-    on_list_from: Any | None
     on_list_until: Any | None
     on_list_count: int
     no1_rmax_tflops_first: float
     no500_rmax_tflops_first: float
     no500_rmax_tflops_latest: float
-    no1_rmax_tflops_latest: float
 
     @property
     def is_no1_today(self) -> bool:
@@ -119,20 +116,17 @@ def place(gflops: float, lists: pd.DataFrame | None = None) -> Placement:
     first, latest = table.iloc[0], table.iloc[-1]
     return Placement(
         gflops=float(gflops),
-        lists=len(table),
         first_list=first["list"],
         latest_list=latest["list"],
         no1_from=no1["list"].iloc[0] if len(no1) else None,
         no1_until=no1["list"].iloc[-1] if len(no1) else None,
         no1_count=len(no1),
         no1_rmax_tflops_at_until=float(no1["rmax_no1_tflops"].iloc[-1]) if len(no1) else None,
-        on_list_from=on["list"].iloc[0] if len(on) else None,
         on_list_until=on["list"].iloc[-1] if len(on) else None,
         on_list_count=len(on),
         no1_rmax_tflops_first=float(first["rmax_no1_tflops"]),
         no500_rmax_tflops_first=float(first["rmax_no500_tflops"]),
         no500_rmax_tflops_latest=float(latest["rmax_no500_tflops"]),
-        no1_rmax_tflops_latest=float(latest["rmax_no1_tflops"]),
     )
 
 
