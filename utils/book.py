@@ -27,7 +27,8 @@ What the copies get (the sources keep none of it):
 MathJax is served from the book itself when the ``django-static-mathjax`` package (MathJax 3,
 part of the ``book`` extra) is installed, so formulas render with no network; otherwise pages
 load it from the theme's CDN. The welcome page is README's introduction, course map and "Where
-each lesson runs" table (when README has one), followed by a table of the run.
+each lesson runs" table (when README has one), followed by a table of the run. Every lesson in
+notebooks/ is a page: one the run lacks shows the notebook without results, and says so.
 
 The site goes to ``output_dir``: plain files any static host serves (``index.html`` at the
 top). An existing ``output_dir`` is replaced only when it is empty or holds an earlier book
@@ -60,8 +61,11 @@ __all__ = [
     "BookError",
     "Book",
     "build_book",
+    "read_summary",
     "machine_banner",
     "prepare_notebook",
+    "debadge",
+    "relink",
     "welcome_page",
     "add_arguments",
     "command",
@@ -137,48 +141,32 @@ def _smoke_run(folder: Path, log: Callable[[str], None]) -> Path:
 
 # --- the banner ---------------------------------------------------------------------------
 
-def _host(summary: dict[str, Any]) -> dict[str, Any]:
-    """The machine of a run, from whichever form its summary.json has: the full hardware
-    report (``hardware``), the machine's identity (``machine``) or the older ``host``."""
-    hardware = summary.get("hardware") if isinstance(summary.get("hardware"), dict) else None
-    if hardware:
-        cpu = hardware.get("cpu") or {}
-        return {"cpu": cpu.get("model"), "cores": cpu.get("usable_cores"),
-                "gpus": [str(g.get("name", g)) if isinstance(g, dict) else str(g)
-                         for g in hardware.get("gpus") or []],
-                "tpu": hardware.get("tpu") or {}, "accelerator": hardware.get("accelerator"),
-                "runtime": hardware.get("runtime"), "simulated": hardware.get("simulated")}
-    host = summary.get("machine") or summary.get("host") or {}
-    gpus = host.get("gpus") or []
-    if isinstance(gpus, str):  # "name; name"
-        gpus = [g.strip() for g in gpus.split(";") if g.strip()]
-    return {"cpu": host.get("cpu"), "cores": host.get("cores", host.get("usable_cores")),
-            "gpus": [str(g) for g in gpus], "tpu": host.get("tpu") or {},
-            "accelerator": host.get("accelerator"), "runtime": host.get("runtime"),
-            "simulated": host.get("simulated")}
-
-
 def _machine(summary: dict[str, Any]) -> str:
-    host = _host(summary)
-    cpu = str(host["cpu"] or "an unnamed CPU")
-    cores = host["cores"]
+    """One line naming the run's machine, from the rows ``course report`` shows
+    (:func:`utils.report.machine_rows`: the summary's hardware report, or its older ``host``)."""
+    from utils.report import Run, machine_rows
+
+    machine = dict(summary.get("hardware") or summary.get("host") or {})
+    rows = {what: value for what, value in machine_rows(Run(label="", machine=machine))}
+    cpu = str(rows["CPU"]) if rows["CPU"] not in ("-", None, "") else "an unnamed CPU"
+    cores = rows["usable cores"]
     if isinstance(cores, (int, float)):
         cpu += f" ({cores:g} usable core{'s' if cores != 1 else ''})"
-    gpus, tpu = host["gpus"], host["tpu"]
-    accelerator = str(host["accelerator"] or "").lower()
+    gpus = [g for g in str(rows["GPUs"]).split(", ") if g and rows["GPUs"] != "none"]
+    accelerator = str(machine.get("accelerator") or "").lower()
     if gpus:
         devices = ", ".join(f"{gpus.count(n)} x {n}" for n in sorted(set(gpus)))
-    elif isinstance(tpu, dict) and tpu.get("chips"):
-        devices = f"{tpu['chips']} TPU chip(s) {tpu.get('version') or ''}".rstrip()
+    elif rows["TPU"] != "none":
+        devices = f"TPU {rows['TPU']}"
     elif accelerator and accelerator != "cpu":
         devices = accelerator.upper()
     else:
         devices = "no GPU or TPU"
     text = f"{cpu}, {devices}"
-    if host["runtime"]:
-        text += f", {host['runtime']} runtime"
-    if host["simulated"]:
-        text += f" (simulated: {host['simulated']})"
+    if rows["runtime"] not in ("-", None, ""):
+        text += f", {rows['runtime']} runtime"
+    if machine.get("simulated"):
+        text += f" (simulated: {machine['simulated']})"
     return text
 
 
