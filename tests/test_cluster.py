@@ -96,12 +96,6 @@ def test_python_module_uses_this_interpreter():
     assert cluster.python_module("a.b", "--n", 3) == [sys.executable, "-m", "a.b", "--n", "3"]
 
 
-def test_course_pythonpath_puts_the_course_first_once():
-    root = str(utils.REPO_ROOT)
-    assert cluster.course_pythonpath(None) == root
-    assert cluster.course_pythonpath(f"/x{os.pathsep}{root}") == f"{root}{os.pathsep}/x"
-
-
 def test_plan_devices_gives_each_worker_its_own_gpus_or_none():
     assert cluster.plan_devices(2, 0).visible == ["", ""]
     shared = cluster.plan_devices(2, 1)
@@ -375,11 +369,6 @@ def test_workers_end_when_their_launcher_is_killed(tmp_path):
         driver.kill()
     started = [int(p.name) for p in pids.iterdir()]
     assert all(wait_until(lambda pid=pid: gone(pid), 10) for pid in started)
-
-
-def test_die_with_parent_does_nothing_outside_a_launch(monkeypatch):
-    monkeypatch.delenv(cluster.ENV_PARENT, raising=False)
-    cluster.die_with_parent()  # still here
 
 
 def test_save_result_without_a_folder_does_nothing(monkeypatch, tmp_path):
