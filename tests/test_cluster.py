@@ -5,7 +5,6 @@ training script with MultiWorkerMirroredStrategy (tens of seconds each)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
