@@ -496,3 +496,14 @@ def test_a_finished_worker_whose_child_holds_its_output_does_not_stall_the_run(t
     run = cluster.launch(command, 1, timeout_s=60, echo=False)
     assert time.monotonic() - start < 30 and run.workers[0].log == ["done"]
     assert no_children_left() == []
+
+
+def test_results_read_from_a_folder_compare_workers(tmp_path):
+    import numpy as np
+
+    for index in range(2):
+        cluster.save_result({"worker": index}, {"w": np.ones(3) * (1 + index / 10)},
+                            directory=tmp_path, index=index)
+    run = cluster.read_results(tmp_path)
+    assert [w.result["worker"] for w in run.workers] == [0, 1]
+    assert run.max_difference() == pytest.approx(0.1)

@@ -50,9 +50,11 @@ __all__ = [
     "python_module",
     "course_pythonpath",
     "launch",
+    "read_results",
     "live_workers",
     "is_native_log_line",
     "last_error",
+    "is_exception_line",
     "DevicePlan",
     "plan_devices",
     "script_source",
@@ -278,13 +280,18 @@ def is_native_log_line(line: str) -> bool:
     return bool(_NATIVE_LOG.match(line))
 
 
+def is_exception_line(line: str) -> bool:
+    """True for the last line of a Python traceback (``RuntimeError: ...``)."""
+    return bool(_EXCEPTION_LINE.match(line.strip()))
+
+
 def last_error(lines: Sequence[str]) -> str:
     """The most telling line of a worker's output: its last exception line, else its last line
     (TensorFlow's C++ log lines count only when nothing else was printed)."""
     meaningful = [line.strip() for line in lines if line.strip()]
     python_lines = [line for line in meaningful if not is_native_log_line(line)]
     for line in reversed(python_lines):
-        if _EXCEPTION_LINE.match(line):
+        if is_exception_line(line):
             return line
     if python_lines:
         return python_lines[-1]
@@ -436,6 +443,16 @@ def _failure(failed: processes.Child, group: processes.Launcher,
         f"worker {index} of {len(group.children)} failed after {failed.ended_s or 0:.1f} s "
         f"({processes.exit_text(failed.returncode)}): {_short(last_error(failed.lines), 300)}. "
         f"{stopped} Its whole output is in error.logs[{index}].", logs, index)
+
+
+def read_results(folder: str | Path, wall_s: float = 0.0) -> ClusterRun:
+    """The results workers saved into ``folder`` (``worker-<i>.json`` and ``.npz``, see
+    :func:`save_result`) as a :class:`ClusterRun`: what the tasks of a Slurm job saved with
+    ``--output-dir``. Pids, exit codes and logs are not known there (zero and empty)."""
+    folder = Path(folder)
+    indices = sorted(int(p.stem.split("-")[1]) for p in folder.glob("worker-*.json"))
+    workers = [WorkerResult(i, 0, 0, wall_s, [], *_load_result(folder, i)) for i in indices]
+    return ClusterRun(workers, [], wall_s, [])
 
 
 def _load_result(directory: Path, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
