@@ -47,7 +47,7 @@ def slurm_cluster(tmp_path_factory):
     problem = prerequisites()
     if problem:
         pytest.skip(problem)
-    node = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    node = SlurmCluster(tmp_path_factory.mktemp("slurm"), network_nodes=2)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SLURM_CONF", str(node.conf))
         try:
@@ -56,6 +56,7 @@ def slurm_cluster(tmp_path_factory):
         finally:
             node.stop()
     assert node.leftovers() == [], "Slurm daemons or job processes outlived the tests"
+    assert node.network.leftovers() == [], "network namespaces or links outlived the tests"
 
 
 @pytest.mark.timeout(600)
@@ -69,6 +70,7 @@ def test_the_lessons_job_trains_two_workers_and_runs_the_mpi_benchmark(slurm_clu
     assert f"job {run.job_id} on 1 node(s)" in run.log
     training = run.training()
     assert [w.result["worker"] for w in training.workers] == [0, 1]
+    assert {w.result["host"] for w in training.workers} == {slurm_cluster.node_name()}
     assert all(w.result["workers"] == 2 and w.result["replicas_in_sync"] == 2
                for w in training.workers)
     assert training.workers[0].result["final_loss"] == training.workers[1].result["final_loss"]
@@ -80,6 +82,24 @@ def test_the_lessons_job_trains_two_workers_and_runs_the_mpi_benchmark(slurm_clu
     assert run.accounting is None and "accounting storage is disabled" in run.accounting_note
     assert not list(tmp_path.glob("job/*.sbatch~"))  # the script is the only file written
     assert (tmp_path / "job" / "job.sbatch").read_text() == run.script
+
+
+@pytest.mark.timeout(600)
+def test_the_same_job_on_two_nodes_that_talk_over_a_network(slurm_cluster, tmp_path):
+    """Scaling out: the same script on two nodes, each a network namespace of its own (own
+    address, hostname and /etc/hosts), the workers reaching each other over a network. The MPI
+    step is left out here: Open MPI 5's MPI_Init crashed once in a dozen runs across these
+    namespaces (a segfault in ob1's fragment matching), which a test must not inherit."""
+    if slurm_cluster.network_problem:
+        pytest.skip(slurm_cluster.network_problem)
+    job = small_job(nodes=2, tasks_per_node=1, partition="network", allreduce_sizes=())
+    run = slurm.submit(job, tmp_path / "job", timeout_s=480)
+    print(f"job {run.job_id}: {run.summary()}")
+    assert run.state == "COMPLETED" and run.record["NodeList"] == "node[1-2]"
+    training = run.training()
+    assert [w.result["host"] for w in training.workers] == ["node1", "node2"]
+    assert [w.result["workers"] for w in training.workers] == [2, 2]
+    assert training.max_difference() == 0.0
 
 
 def fake_python(tmp_path, body: str):
@@ -155,7 +175,7 @@ def test_stopping_the_cluster_leaves_no_daemon_or_job_process(tmp_path):
     problem = prerequisites()
     if problem:
         pytest.skip(problem)
-    node = SlurmCluster(tmp_path / "slurm")
+    node = SlurmCluster(tmp_path / "slurm", network_nodes=1)
     try:
         node.start()
         marker = tmp_path / "running"
@@ -172,7 +192,7 @@ def test_stopping_the_cluster_leaves_no_daemon_or_job_process(tmp_path):
         assert len(node.leftovers()) > 3  # the daemons, and the job's own processes
     finally:
         node.stop()
-    assert node.leftovers() == []
+    assert node.leftovers() == [] and node.network.leftovers() == []
 
 
 def test_without_slurm_the_tests_say_how_to_enable_them(monkeypatch):

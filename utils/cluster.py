@@ -57,6 +57,7 @@ __all__ = [
     "is_exception_line",
     "DevicePlan",
     "plan_devices",
+    "plot_scaling",
     "script_source",
     "worker_info",
     "die_with_parent",
@@ -474,6 +475,29 @@ def _remove(directory: Path) -> None:
     import shutil
 
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def plot_scaling(labels: Sequence[str], step_s: Sequence[float],
+                 images_per_s: Sequence[float]) -> Any:
+    """Step time and throughput of runs with 1, 2, ... workers, side by side, with the line of
+    perfect scaling (the first run's throughput times the number of workers). ``labels`` name
+    the runs (``"1 worker"``, ``"2 workers"``); the number of workers is read from them."""
+    import matplotlib.pyplot as plt
+
+    from utils.plotting import MEASURED, REFERENCE
+
+    workers = [int(re.match(r"\d+", label).group()) for label in labels]  # type: ignore[union-attr]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.bar(labels, [1e3 * s for s in step_s], color=MEASURED)
+    left.set_ylabel("time per training step (ms)")
+    left.set_title("Step time (median)")
+    right.bar(labels, images_per_s, color=MEASURED, label="measured")
+    right.plot(range(len(labels)), [images_per_s[0] * w / workers[0] for w in workers], "--",
+               color=REFERENCE, label="perfect scaling")
+    right.set_ylabel("images per second (all workers)")
+    right.set_title("Throughput")
+    right.legend()
+    return fig
 
 
 def script_source(module: str, section: str | None = None) -> str:

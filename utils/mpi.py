@@ -23,7 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from utils import processes
 from utils.errors import CourseError, number, whole_number
@@ -43,6 +43,7 @@ __all__ = [
     "result_from_json",
     "AlphaBeta",
     "fit_alpha_beta",
+    "plot_allreduce",
 ]
 
 #: How to get Open MPI and mpi4py where they are missing (one line).
@@ -291,3 +292,41 @@ def fit_alpha_beta(sizes_bytes: Sequence[float], times_s: Sequence[float],
     rms = float(np.sqrt(np.mean(((predicted - t) / t) ** 2)))
     return AlphaBeta(float(alpha), float(1 / beta), p, rms)
 
+
+def plot_allreduce(result: AllreduceResult | None, fit: AlphaBeta | None,
+                   links: Mapping[str, Any]) -> Any:
+    """Left: all-reduce time against message size (measured points and the alpha-beta fit).
+    Right: bus bandwidth against size beside the links of data/interconnects.csv (per
+    direction). With no measurement, only the links are drawn."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from utils.plotting import MEASURED, REFERENCE
+    from utils.units import si
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    if result is not None:
+        frame = result.frame()
+        left.loglog(frame["size_bytes"], 1e6 * frame["time_s"], "o", color=MEASURED,
+                    label=f"measured, {result.nprocs} ranks on this machine")
+        if fit is not None:
+            sizes = np.logspace(np.log10(frame["size_bytes"].min()),
+                                np.log10(frame["size_bytes"].max()), 100)
+            left.loglog(sizes, [1e6 * fit.predict(s) for s in sizes], "-", color=MEASURED,
+                        alpha=0.6, label="α–β fit")
+        right.semilogx(frame["size_bytes"], frame["busbw_gb_s"], "o-", color=MEASURED,
+                       label="this machine (measured)")
+    for link, style in zip(links.values(), [(0, (1, 1)), "--", ":", "-."]):
+        right.axhline(link.bandwidth_bytes_per_s / 1e9, linestyle=style, color=REFERENCE,
+                      label=f"{link.name}: {si(link.bandwidth_bytes_per_s, 'B/s')}")
+    left.set_xlabel("message size (bytes, log scale)")
+    left.set_ylabel("time of one all-reduce (µs, log scale)")
+    left.set_title("All-reduce time against message size")
+    right.set_yscale("log")
+    right.set_xlabel("message size (bytes, log scale)")
+    right.set_ylabel("bus bandwidth (GB/s, log scale)")
+    right.set_title("Bandwidth per link, per direction")
+    for ax in (left, right):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return fig

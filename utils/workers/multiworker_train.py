@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import time
@@ -192,6 +193,7 @@ def summarize(args: argparse.Namespace, strategy: tf.distribute.Strategy, model:
     parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     result = {
         "worker": worker,
+        "host": socket.gethostname(),
         "workers": workers,
         "replicas_in_sync": strategy.num_replicas_in_sync,
         "local_replicas": local_replicas,
