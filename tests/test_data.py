@@ -81,11 +81,42 @@ def test_not_a_number_names_line_and_column(data_dir):
         data.load("transistors", data_dir)
 
 
-def test_out_of_range_value(data_dir):
-    _break(data_dir, "top500.csv", "1993-06,CM-5/1024 (Thinking Machines),United States,1024,0.0597",
-           "1993-06,CM-5/1024 (Thinking Machines),United States,1024,-5")
-    with pytest.raises(DataFileError, match=r"line 2, column 'rmax_no1_tflops': -5 is outside the plausible range"):
-        data.load("top500", data_dir)
+# One case per kind of range: both bounds, a lower bound only (alexnet.value and the
+# tpu_v1_paper columns have no upper bound), and an upper bound only (no shipped column has one,
+# so the case adds a schema of its own). Each names the line, the column and the bound broken.
+RANGE_CASES = {
+    "two-sided, below": ("top500", "top500.csv",
+                         "1993-06,CM-5/1024 (Thinking Machines),United States,1024,0.0597",
+                         "1993-06,CM-5/1024 (Thinking Machines),United States,1024,-5",
+                         r"line 2, column 'rmax_no1_tflops': -5 is outside the plausible range: "
+                         r"it must be a number >= 0\.001 and <= 1e\+08"),
+    "two-sided, above": ("cpu_peak", "cpu_peak.csv", "sse2,SSE2,Core 2 / Nehalem,128,",
+                         "sse2,SSE2,Core 2 / Nehalem,4096,",
+                         r"line 2, column 'simd_bits': 4096 is outside the plausible range: "
+                         r"it must be a number >= 64 and <= 2048"),
+    "lower bound only (alexnet.value)": (
+        "alexnet", "alexnet.csv", "training_epochs,90,", "training_epochs,-90,",
+        r"column 'value': -90 is outside the plausible range: it must be a number >= 0;"),
+    "lower bound only (tpu_v1_paper)": (
+        "tpu_v1_paper", "tpu_v1_paper.csv", "server busy power,455,", "server busy power,-455,",
+        r"column 'cpu_haswell_e5_2699v3': -455 is outside the plausible range: "
+        r"it must be a number >= 0;"),
+    "upper bound only": ("capped", "capped.csv", "a,5", "a,500",
+                         r"capped.csv, line 2, column 'x': 500 is outside the plausible range: "
+                         r"it must be a number <= 100;"),
+}
+
+
+@pytest.mark.parametrize("case", list(RANGE_CASES))
+def test_out_of_range_value(data_dir, monkeypatch, case):
+    name, filename, old, new, message = RANGE_CASES[case]
+    if name == "capped":  # a column with only an upper bound
+        schema = data.Schema(filename, (data.Column("key"), data.Column("x", "float", max=100)))
+        monkeypatch.setitem(data.SCHEMAS, name, schema)
+        (data_dir / filename).write_text("key,x\na,5\nb,7\n")
+    _break(data_dir, filename, old, new)
+    with pytest.raises(DataFileError, match=message):
+        data.load(name, data_dir)
 
 
 def test_bad_date(data_dir):
@@ -121,3 +152,21 @@ def test_empty_file(data_dir):
 def test_unknown_name():
     with pytest.raises(DataFileError, match="unknown data file 'top501'"):
         data.load("top501")
+
+
+def test_bsc_node_counts_follow_from_the_top500_entries():
+    bsc = data.load("bsc_systems").set_index("system")
+    mn3, mino, cte = bsc.loc["MareNostrum 3"], bsc.loc["MinoTauro"], bsc.loc["CTE-POWER"]
+    assert mn3["nodes"] * 2 * 8 == mn3["cores"]  # two 8-core Xeon E5-2670 per server
+    assert mino["nodes"] * (2 * 6 + 2 * 16) == mino["cores"]  # 2 Xeons + 2 M2090 (16 SMs)
+    node_gflops = 2 * 22 * 3.1 * 8 + 4 * 6605  # TOP500's counting, see SOURCES.md
+    assert cte["nodes"] == round(cte["rpeak_tflops"] * 1e3 / node_gflops)
+    assert cte["nodes"] * (2 * 20 + 4 * 80) == cte["cores"]  # 20-core POWER9s, 80-SM V100s
+    assert mino["rpeak_tflops"] == pytest.approx(
+        mino["nodes"] * (2 * 6 * 2.53 * 4 + 2 * 665) / 1e3, rel=1e-4)
+
+
+def test_campos2017_figures_are_the_abstracts():
+    paper = data.load("campos2017").set_index("quantity")["value"]
+    assert paper["speedup_largest_run_over_one_node"] < paper["nodes_largest_run"]
+    assert paper["gpus_per_node"] == 4

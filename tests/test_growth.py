@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.growth import ExponentialFit, decimal_year, fit_exponential
+from utils.errors import ArgumentError
+from utils.growth import (ExponentialFit, FitError, dates_of, decimal_year, fit_exponential,
+                          plot_growth, plot_training_times)
 
 
 def test_exact_doubling_every_two_years_is_recovered():
@@ -63,18 +65,18 @@ def test_missing_values_are_dropped():
 
 
 def test_too_few_points_name_the_range():
-    with pytest.raises(ValueError, match="at least 3 points; 2 lie in the range 2000 to 2001"):
+    with pytest.raises(FitError, match="at least 3 points; 2 lie in the range 2000 to 2001"):
         fit_exponential([2000, 2001, 2005], [1, 2, 3], x_min=2000, x_max=2001)
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(FitError, match="positive"):
         fit_exponential([1, 2, 3], [1, 0, 4])
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(FitError, match="differ in length"):
         fit_exponential([1, 2, 3], [1, 2])
-    with pytest.raises(ValueError, match="same x"):
+    with pytest.raises(FitError, match="same x"):
         fit_exponential([5, 5, 5], [1, 2, 3])
-    with pytest.raises(ValueError, match="confidence"):
+    with pytest.raises(ArgumentError, match="confidence = 95 must be a number > 0 and <= 0.999"):
         fit_exponential([1, 2, 3], [1, 2, 4], confidence=95)
 
 
@@ -94,7 +96,7 @@ def test_describe_scales_units():
 
 def test_x_reaching_refuses_non_positive():
     fit = fit_exponential([0, 1, 2], [1, 2, 4])
-    with pytest.raises(ValueError):
+    with pytest.raises(ArgumentError, match="y = 0 must be a number > 0"):
         fit.x_reaching(0)
 
 
@@ -103,3 +105,48 @@ def test_decimal_year():
     assert years[0] == 2012.0 and years[2] == 2013.0
     assert years[1] == pytest.approx(2012 + 183 / 366)  # 2012 is a leap year
     assert decimal_year("2000-01-01")[0] == 2000.0
+
+
+def test_dates_of_inverts_decimal_year():
+    dates = pd.to_datetime(["2012-01-01", "2012-07-02", "2017-10-19", "2024-12-31"])
+    back = dates_of(decimal_year(dates))
+    assert list(back) == list(dates.values.astype("datetime64[D]"))
+
+
+def test_plot_growth_draws_the_points_and_the_fit_on_a_log_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    years = np.arange(2000, 2010)
+    values = 2.0 ** (years - 2000)
+    fit = fit_exponential(years, values, x_max=2005)
+    ax = plot_growth(years, values, fit, chosen=years <= 2005, labels=[str(y) for y in years],
+                     annotate={"2001", "2009"}, fit_label="fit")
+    assert ax.get_yscale() == "log"
+    [line] = ax.get_lines()
+    assert line.get_xdata()[0] == 2000 and line.get_xdata()[-1] == 2005
+    assert [t.get_text() for t in ax.texts] == ["2001"]  # 2009 is not fitted: not annotated
+    assert len(ax.collections) == 2  # the grey points left out, the fitted ones
+
+
+def test_plot_growth_draws_the_fit_on_a_date_axis():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    dates = pd.to_datetime(["2012-06-01", "2014-06-01", "2016-06-01", "2018-06-01"])
+    fit = fit_exponential(decimal_year(dates), [1, 10, 100, 1000])
+    ax = plot_growth(dates, [1, 10, 100, 1000], fit)
+    [line] = ax.get_lines()
+    assert np.asarray(line.get_xdata()).dtype.kind == "M"  # dates, not decimal years
+
+
+def test_plot_training_times_draws_one_bar_per_model_and_rate():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = plot_training_times({"a": 8.64e19, "b": 8.64e21}, {"here": 1e12, "there": 1e15},
+                             measured="here")
+    widths = sorted(p.get_width() for p in ax.patches)
+    assert widths == pytest.approx(sorted([8.64e7, 8.64e9, 8.64e4, 8.64e6]))
+    assert ax.get_xscale() == "log"
+    assert ax.get_yticklabels()[0].get_color() == "tab:orange"

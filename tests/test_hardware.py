@@ -6,12 +6,15 @@ import json
 import os
 import platform
 import stat
+import tomllib
 
 import pytest
 from conftest import INTEL_CORE, ZEN4_CORE
 
+import utils
 from utils import hardware
-from utils.hardware import cpu_info, detect_gpus, detect_runtime, detect_tpu, hardware_report
+from utils.hardware import (GPUInfo, SystemPaths, cpu_info, detect_gpus, detect_runtime,
+                            detect_tpu, hardware_report, usable_core_count)
 
 
 def test_intel_with_hyperthreading_counts_physical_cores(fake_system, two_cpus):
@@ -127,16 +130,48 @@ def test_odd_proc_cpuinfo_never_raises(fake_system, monkeypatch, content):
     assert str(report) and report._repr_html_().startswith("<table>")
 
 
-def test_arm_has_no_flops_entry_unless_given(fake_system, monkeypatch):
+def _arm_cpuinfo(implementer: str, part: str, features: str, cores: int = 4) -> str:
+    return "".join(f"processor\t: {n}\nBogoMIPS\t: 50.00\nFeatures\t: {features}\n"
+                   f"CPU implementer\t: {implementer}\nCPU architecture: 8\nCPU variant\t: 0x1\n"
+                   f"CPU part\t: {part}\nCPU revision\t: 1\n\n" for n in range(cores))
+
+
+@pytest.mark.parametrize("implementer, part, features, sve_bytes, isa_id, fp32, fp64, said", [
+    ("0x41", "0xd0c", "fp asimd evtstrm aes crc32 atomics", None, "neon_2fma", 16, 8,
+     "Neoverse N1"),                                         # Graviton2, Ampere Altra
+    ("0x41", "0xd40", "fp asimd sve bf16", 32, "sve256_2fma", 32, 16, "Neoverse V1"),
+    ("0x41", "0xd4f", "fp asimd sve sve2", 16, "neon_4fma", 32, 16, "Neoverse V2"),  # Grace
+    ("0x46", "0x001", "fp asimd sve", 64, "sve512_2fma", 64, 32, "A64FX"),           # Fugaku
+    ("0x61", "0x023", "fp asimd", None, "neon_4fma", 32, 16, "Apple M-series"),
+    ("0x48", "0xd01", "fp asimd sve", 32, "sve256_2fma", 32, 16, "SVE vectors of 256 bits"),
+    ("0x41", "0xd08", "fp asimd", None, "neon_2fma", 16, 8, "assumed two 128-bit FMA pipes"),
+])
+def test_arm_peak_from_the_cpu_features(fake_system, monkeypatch, implementer, part, features,
+                                        sve_bytes, isa_id, fp32, fp64, said):
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
-    fake_system.write("proc/cpuinfo", "processor\t: 0\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n"
-                      "model name\t: ARM Neoverse-N1\n\n")
-    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5)
-    assert cpu.fp32_flops_per_cycle is None
-    assert "aarch64" in cpu.unknown["flops_per_cycle"]
-    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, fp32_flops_per_cycle=16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    fake_system.write("proc/cpuinfo", _arm_cpuinfo(implementer, part, features))
+    if sve_bytes:
+        fake_system.write("proc/sys/abi/sve_default_vector_length", f"{sve_bytes}\n")
+    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, use_cpuinfo_library=False)
+    assert (cpu.isa_id, cpu.fp32_flops_per_cycle, cpu.fp64_flops_per_cycle) == (isa_id, fp32, fp64)
+    assert any(said in note for note in cpu.notes)
+    assert cpu.peak_gflops_fp32 == pytest.approx(cpu.usable_cores * 2.5 * fp32)
+
+
+def test_arm_without_vector_features_or_other_architectures_give_reasons(fake_system,
+                                                                        monkeypatch):
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    fake_system.write("proc/cpuinfo", _arm_cpuinfo("0x41", "0xfff", "fp"))
+    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, use_cpuinfo_library=False)
+    assert cpu.fp32_flops_per_cycle is None and "NEON" in cpu.unknown["flops_per_cycle"]
+    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, fp32_flops_per_cycle=16,
+                   use_cpuinfo_library=False)
     assert cpu.peak_gflops_fp32 == pytest.approx(cpu.usable_cores * 2.5 * 16)
     assert "flops_per_cycle" not in cpu.unknown
+    monkeypatch.setattr(platform, "machine", lambda: "riscv64")
+    cpu = cpu_info(paths=fake_system.paths, clock_ghz=2.5, use_cpuinfo_library=False)
+    assert "riscv64" in cpu.unknown["flops_per_cycle"]
 
 
 def test_fake_tpu_on_pci_bus_is_found(fake_system):
@@ -204,9 +239,147 @@ def test_report_on_this_machine_is_complete_and_serialisable():
     data = json.loads(report.to_json())
     assert data["python"] == platform.python_version()
     assert data["accelerator"] in ("cpu", "gpu", "tpu")
-    assert data["packages"]["tensorflow"] == "2.21.0"
+    assert data["packages"]["tensorflow"] == _pinned("tensorflow")
     assert report.cpu.logical_cores and report.cpu.logical_cores >= 1
     if report.cpu.peak_gflops_fp32 is None:  # allowed only with a stated reason
         assert "peak" in report.cpu.unknown
     sections = {section for section, _, _ in report.rows()}
     assert {"Runtime", "CPU", "Memory", "GPU", "TPU"} <= sections
+
+
+def _pinned(name: str) -> str:
+    """The version pyproject.toml pins for ``name`` (``name==X``)."""
+    project = tomllib.loads((utils.REPO_ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        package, sep, version = requirement.partition("==")
+        if package.strip().lower() == name and sep:
+            return version.strip()
+    raise AssertionError(f"pyproject.toml pins no {name}")
+
+
+# --------------------------------------------------------------------------------------------
+# Nested cgroups: a Slurm job or a systemd slice inside a container
+# --------------------------------------------------------------------------------------------
+
+def test_nested_cgroup_v2_memory_and_cpu_limits_are_found(fake_system):
+    fake_system.write("proc/self/cgroup", "0::/system.slice/slurmstepd.scope/job_42/step_0\n")
+    fake_system.write("cgroup/memory.max", "max\n")  # the container: no limit
+    fake_system.write("cgroup/system.slice/memory.max", str(8 * 2**30) + "\n")
+    fake_system.write("cgroup/system.slice/slurmstepd.scope/job_42/memory.max",
+                      str(3 * 2**30) + "\n")  # the job's limit, two levels down
+    fake_system.write("cgroup/system.slice/slurmstepd.scope/job_42/step_0/memory.max", "max\n")
+    fake_system.write("cgroup/system.slice/cpu.max", "400000 100000\n")
+    fake_system.write("cgroup/system.slice/slurmstepd.scope/job_42/cpu.max", "max 100000\n")
+    fake_system.write("cgroup/system.slice/slurmstepd.scope/job_42/step_0/cpu.max",
+                      "250000 100000\n")
+    assert hardware.cgroup_memory_limit(fake_system.paths) == 3 * 2**30
+    assert hardware.cgroup_cpu_quota(fake_system.paths) == 2.5
+
+
+def test_nested_cgroup_v1_hierarchies_are_walked(fake_system):
+    fake_system.write("proc/self/cgroup",
+                      "4:memory:/slurm/uid_0/job_7/step_batch\n3:cpu,cpuacct:/slurm/uid_0/job_7\n"
+                      "0::/\n")
+    fake_system.write("cgroup/memory/memory.limit_in_bytes", str(2**63 - 4096))
+    fake_system.write("cgroup/memory/slurm/uid_0/job_7/memory.limit_in_bytes", str(2**31))
+    fake_system.write("cgroup/memory/slurm/uid_0/job_7/step_batch/memory.limit_in_bytes",
+                      str(2**63 - 4096))
+    fake_system.write("cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n")
+    fake_system.write("cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n")
+    fake_system.write("cgroup/cpu,cpuacct/slurm/uid_0/job_7/cpu.cfs_quota_us", "300000\n")
+    fake_system.write("cgroup/cpu,cpuacct/slurm/uid_0/job_7/cpu.cfs_period_us", "100000\n")
+    assert hardware.cgroup_memory_limit(fake_system.paths) == 2**31
+    assert hardware.cgroup_cpu_quota(fake_system.paths) == 3.0
+
+
+def test_cgroup_paths_of_the_host_fall_back_to_the_container_root(fake_system):
+    """Without a cgroup namespace a container sees the host's names for its cgroup, which do
+    not exist under its own mount: the mount's root (the container's cgroup) still counts."""
+    fake_system.write("proc/self/cgroup", "0::/docker/0123abcd\n")
+    fake_system.write("cgroup/memory.max", str(2**30) + "\n")
+    fake_system.write("cgroup/cpu.max", "50000 100000\n")
+    assert hardware.cgroup_memory_limit(fake_system.paths) == 2**30
+    assert hardware.cgroup_cpu_quota(fake_system.paths) == 0.5
+
+
+def test_no_cgroup_at_all_means_no_limit(fake_system):
+    assert hardware.cgroup_memory_limit(fake_system.paths) is None
+    assert hardware.cgroup_cpu_quota(fake_system.paths) is None
+
+
+@pytest.mark.parametrize("affinity, quota, expected", [
+    ({0, 1, 2, 3}, None, 4),       # the whole machine
+    ({0, 1}, None, 2),             # taskset / Slurm --cpus-per-task=2
+    ({0, 1, 2, 3}, "150000 100000", 1),  # 1.5 CPUs of time keep one core busy
+    ({0, 1, 2, 3}, "20000 100000", 1),   # never below one
+    ({0, 1, 2}, "250000 100000", 2),
+])
+def test_usable_core_count_respects_affinity_and_quota(fake_system, monkeypatch, affinity,
+                                                       quota, expected):
+    import psutil
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: affinity, raising=False)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4)
+    fake_system.write("proc/self/cgroup", "0::/job\n")
+    if quota:
+        fake_system.write("cgroup/job/cpu.max", quota + "\n")
+    assert usable_core_count(fake_system.paths) == expected
+    cpu = cpu_info(paths=fake_system.paths, use_cpuinfo_library=False)
+    assert max(1, int(cpu.usable_cores)) == expected  # the report's fraction agrees
+
+
+def test_usable_core_count_counts_cores_not_hardware_threads(fake_system, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    fake_system.cpuinfo(INTEL_CORE, 2)  # one core, two threads (Colab's CPU)
+    assert usable_core_count(fake_system.paths) == 1
+
+
+def test_usable_core_count_on_this_machine_is_sane():
+    count = usable_core_count()
+    assert 1 <= count <= (os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------------------------
+# COURSE_SYSFS_ROOT and COURSE_SIMULATED
+# --------------------------------------------------------------------------------------------
+
+def test_sysfs_root_variable_moves_only_the_trees_it_holds(fake_system, monkeypatch):
+    fake_system.pci_device("0000:00:04.0", "0x1ae0", "0x0063")
+    (fake_system.paths.proc).rmdir()  # no fake proc/: the real one is used
+    monkeypatch.setenv("COURSE_SYSFS_ROOT", str(fake_system.root))
+    paths = SystemPaths()
+    assert paths.sys == fake_system.paths.sys and paths.cgroup == fake_system.paths.cgroup
+    assert paths.proc == hardware.Path("/proc")
+    tpu = detect_tpu(environ={})  # the default paths follow the variable
+    assert (tpu.chips, tpu.version) == (1, "TPU v5e")
+    monkeypatch.delenv("COURSE_SYSFS_ROOT")
+    assert SystemPaths().sys == hardware.Path("/sys")
+
+
+def test_simulated_runtime_is_named_in_the_report(fake_system, monkeypatch):
+    monkeypatch.setenv("COURSE_SIMULATED", "colab-t4")
+    report = hardware_report(paths=fake_system.paths)
+    assert report.simulated == "colab-t4"
+    assert ("Runtime", "simulated") in [(sec, item) for sec, item, _ in report.rows()]
+    assert hardware.simulated({}) is None
+
+
+# --------------------------------------------------------------------------------------------
+# TF32
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("capability, expected", [
+    ("7.5", False), ("7.0", False), ("8.0", True), ("8.6", True), ("8.9", True),
+    ("9.0", True), ("10.0", True), (None, False), ("", False), ("n/a", False),
+])
+def test_tf32_from_compute_capability(capability, expected):
+    assert GPUInfo("GPU", compute_capability=capability).tf32 is expected
+
+
+def test_report_marks_tf32_gpus(tmp_path, monkeypatch):
+    _fake_tool(tmp_path, "nvidia-smi", 'echo "NVIDIA A100-SXM4-40GB, 40960, 8.0, 550.54"\n'
+               'echo "Tesla T4, 15360, 7.5, 550.54"\n')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    report = hardware_report(environ={})
+    assert [gpu["tf32"] for gpu in report.to_dict()["gpus"]] == [True, False]
+    assert "compute capability 8.0, TF32" in str(report)

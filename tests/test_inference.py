@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from utils import data
+from utils.errors import ArgumentError
 from utils.inference import (LatencyPoint, batch_sizes, largest_batch_within, latency_profile,
-                             profile_frame)
+                             plot_latency, profile_frame, serving_table)
 
 
 class FakeClock:
@@ -68,7 +70,7 @@ def test_largest_batch_within_budget():
     assert largest_batch_within(profile, 100.0).batch == 64
     assert largest_batch_within(profile, 1.0) is None
     assert largest_batch_within(profile, 5.0, statistic="p50").batch == 16
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ArgumentError, match="budget_ms = 0 must be a number > 0"):
         largest_batch_within(profile, 0)
 
 
@@ -76,8 +78,10 @@ def test_batch_sizes():
     assert batch_sizes(64) == [1, 2, 4, 8, 16, 32, 64]
     assert batch_sizes(100, smallest=8) == [8, 16, 32, 64]
     assert batch_sizes(1) == [1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ArgumentError, match="largest = 4 must be a whole number >= 8"):
         batch_sizes(4, smallest=8)
+    with pytest.raises(ArgumentError, match="smallest = 0"):
+        batch_sizes(4, smallest=0)
 
 
 def test_profile_frame():
@@ -87,5 +91,41 @@ def test_profile_frame():
 
 
 def test_warmup_is_required():
-    with pytest.raises(ValueError, match="first call compiles"):
+    with pytest.raises(ArgumentError, match="warmup = 0 .*first call compiles"):
         latency_profile(lambda b: b, lambda n: n, [1], warmup=0)
+    with pytest.raises(ArgumentError, match="calls = 2.5 must be a whole number"):
+        latency_profile(lambda b: b, lambda n: n, [1], calls=2.5)
+    with pytest.raises(ArgumentError, match="max_seconds_per_size = -1"):
+        latency_profile(lambda b: b, lambda n: n, [1], max_seconds_per_size=-1)
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return data.load("tpu_v1_paper").set_index("metric")
+
+
+def test_serving_table_sets_this_machine_beside_the_paper(paper):
+    profile = [point(1, 2.0, 1.0), point(16, 6.0, 4.0), point(64, 9.0, 8.0)]
+    table = serving_table(profile, paper, "yours (CPU)")
+    assert list(table.index) == ["Haswell CPU (paper)", "K80 GPU (paper)", "TPU v1 (paper)",
+                                 "yours (CPU)"]
+    yours = table.loc["yours (CPU)"]
+    assert yours.iloc[0] == 16  # the batch within the paper's 7 ms
+    assert yours["predictions/s"] == pytest.approx(16 / 4e-3)
+    assert yours["% of its best throughput"] == pytest.approx(100 * 4000 / 8000)
+    tpu = table.loc["TPU v1 (paper)"]
+    assert tpu["% of its best throughput"] == pytest.approx(100 * 225000 / 280000)
+    slow = serving_table([point(1, 8.0, 8.0)], paper, "slow")
+    assert slow.loc["slow", "predictions/s"] == 0.0
+
+
+def test_plot_latency_draws_both_panels(paper):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = plot_latency([point(1, 2.0, 1.0), point(2, 3.0, 1.5)], paper, limit_ms=7,
+                       label="CPU", title="t")
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and right.get_yscale() == "log"
+    assert "ms" in left.get_ylabel() and "predictions per second" in right.get_ylabel()
+    assert len(right.get_lines()) == 4  # yours and the paper's three machines

@@ -6,8 +6,12 @@ import math
 
 import pytest
 
-from utils.numerics import (FORMATS, bit_fields, dtype, format_info, format_table, round_to,
-                            running_sum)
+from types import SimpleNamespace
+
+from utils.errors import ArgumentError
+from utils.hardware import GPUInfo
+from utils.numerics import (FORMATS, bit_fields, dtype, format_info, format_table, formats_here,
+                            relative_error, round_to, running_sum, time_matmul)
 
 
 @pytest.mark.parametrize("name,bits,exponent,mantissa,largest,eps", [
@@ -70,7 +74,7 @@ def test_running_sum_stagnates_in_16_bits():
 
 
 def test_unknown_format_is_refused():
-    with pytest.raises(ValueError, match="unknown number format 'float12'"):
+    with pytest.raises(ArgumentError, match="name = 'float12' is not a number format"):
         dtype("float12")
 
 
@@ -78,6 +82,56 @@ def test_missing_ml_dtypes_is_explained(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "ml_dtypes", None)
-    with pytest.raises(ValueError, match="needs the ml_dtypes package"):
+    with pytest.raises(ArgumentError, match="needs the ml_dtypes package"):
         dtype("bfloat16")
     assert dtype("float16").itemsize == 2  # NumPy's own formats still work
+
+
+def report(accelerator, simd=(), cc=None, name="GPU"):
+    gpus = [GPUInfo(name=name, compute_capability=cc)] if accelerator == "gpu" else []
+    return SimpleNamespace(accelerator=accelerator, gpus=gpus,
+                           cpu=SimpleNamespace(simd=list(simd)))
+
+
+def measured(formats):
+    return [name for name, skipped in formats.items() if skipped is None]
+
+
+def test_formats_here_by_device():
+    zen4 = report("cpu", simd=["avx2", "avx512f", "avx512_bf16"])
+    assert measured(formats_here(zen4)) == ["float32", "bfloat16"]
+    # the cause of "oneDNN supports DT_HALF only on platforms with AVX-512": no AVX512_FP16
+    assert "float16" in formats_here(zen4)["float16"]
+    sapphire = report("cpu", simd=["avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16"])
+    assert measured(formats_here(sapphire)) == ["float32", "bfloat16", "float16"]
+    assert measured(formats_here(report("cpu", simd=["avx2"]))) == ["float32"]
+    t4 = report("gpu", cc="7.5", name="Tesla T4")
+    assert measured(formats_here(t4)) == ["float32", "float16"]
+    assert "8.0 or later, this one has 7.5" in formats_here(t4)["tf32"] and "bfloat16" in formats_here(t4)["bfloat16"]
+    a100 = report("gpu", cc="8.0", name="NVIDIA A100-SXM4-40GB")
+    assert measured(formats_here(a100)) == ["float32", "tf32", "bfloat16", "float16"]
+    assert measured(formats_here(report("tpu"))) == ["float32", "bfloat16"]
+    # the CPU of a GPU machine, where the framework cannot use the GPU
+    assert measured(formats_here(a100, kind="cpu")) == ["float32"]
+
+
+def test_relative_error_per_matrix():
+    import numpy as np
+
+    exact = np.stack([np.eye(2), 2 * np.eye(2)])
+    result = exact.copy()
+    result[1, 0, 0] += 0.2  # an error of 0.2 on a matrix of norm 2 sqrt(2)
+    errors = relative_error(result.astype(np.float32), exact)
+    assert errors.shape == (2,)
+    assert errors[0] == 0
+    assert errors[1] == pytest.approx(0.2 / (2 * math.sqrt(2)))
+
+
+def test_time_matmul_on_this_cpu_and_refusals():
+    stats = time_matmul("float32", 64, min_time=0.01)
+    assert stats.n >= 3 and stats.rate(2 * 64**3) > 0
+    assert "64x64 float32 matmul" in stats.label
+    with pytest.raises(ArgumentError, match="fmt = 'float64'"):
+        time_matmul("float64", 64)
+    with pytest.raises(ArgumentError, match="n = 0"):
+        time_matmul("float32", 0)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 from conftest import run_python
+from simulate import environment
 
 TRAIN = """
 import numpy as np, keras
-with choice.strategy.scope():
+with choice.scope():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
 history = model.fit(np.ones((32, 4)), np.ones((32, 1)), batch_size=8, epochs=1, verbose=0)
@@ -122,3 +125,65 @@ def test_two_mirrored_strategies_of_different_sizes_train_in_one_process():
             print("trained on", choice.num_replicas)
     """))
     assert out.count("trained on") == 3 and "trained on 2" in out
+
+
+# --------------------------------------------------------------------------------------------
+# Without TensorFlow, or with Keras on JAX: choose_strategy gives the JAX choice
+# --------------------------------------------------------------------------------------------
+
+def test_auto_without_tensorflow_trains_on_jax_and_never_imports_tensorflow(tmp_path):
+    out = check(run_python(textwrap.dedent("""
+        import sys
+        from utils.strategy import DeviceError, choose_strategy
+        for kind in ("mirrored", "one_device", "default"):
+            try:
+                choose_strategy(kind)
+            except DeviceError as error:
+                print("REFUSED", error)
+        choice = choose_strategy("auto")
+    """) + TRAIN + textwrap.dedent("""
+        print("BACKEND", keras.config.backend(), type(choice).__name__)
+        print("TF IMPORTED", sys.modules.get("tensorflow") is not None)
+    """), env=environment("no-tensorflow", tmp_path)))
+    refused = [line for line in out.splitlines() if line.startswith("REFUSED")]
+    assert len(refused) == 3
+    assert all("TensorFlow is not installed here" in line and "Use 'auto'" in line
+               for line in refused)
+    assert "TensorFlow is not installed here (as on Colab's TPU runtime); using DataParallel " \
+           "over 1 CPU device(s)." in out
+    assert "replicas 1" in out and "BACKEND jax DistributionChoice" in out
+    assert "TF IMPORTED False" in out
+
+
+def test_keras_on_jax_with_tensorflow_installed_uses_keras_distribution():
+    out = check(run_python("""
+        import sys
+        from utils.strategy import choose_strategy
+        choice = choose_strategy("auto", virtual_cpus=2, replicas=2)
+        print("TF IMPORTED", "tensorflow" in sys.modules, choice.num_replicas)
+    """, env={"KERAS_BACKEND": "jax"}))
+    assert "Keras runs on JAX in this kernel" in out
+    assert "DataParallel over 2 CPU device(s) (simulated on the host CPU)" in out
+    assert "TF IMPORTED False 2" in out
+
+
+def test_simulated_tpu_is_named_and_the_cpu_used(tmp_path):
+    out = check(run_python("""
+        from utils.strategy import choose_strategy
+        choose_strategy("tpu")
+    """, env=environment("colab-tpu", tmp_path)))
+    assert "a TPU v5e is on the PCI bus but JAX sees no TPU: it is simulated (colab-tpu)" in out
+    assert "using DataParallel over 1 CPU device(s)" in out
+
+
+def test_gpu_listed_by_nvidia_smi_but_unusable_is_named(tmp_path):
+    env = environment("gpu-unusable", tmp_path)
+    env.pop("COURSE_SIMULATED")  # as on a real machine with a CPU-only TensorFlow
+    out = check(run_python("""
+        from utils.strategy import choose_strategy
+        choose_strategy("auto")
+    """, env=env))
+    assert ("nvidia-smi lists a GPU, NVIDIA GeForce RTX 3080, that TensorFlow cannot use: a "
+            "TensorFlow build without GPU support, or a CUDA and driver mismatch; the CPU does "
+            "the work") in out
+    assert "using OneDeviceStrategy on /device:CPU:0" in out

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from utils.timing import Stats, Timer, benchmark, synchronize
+from utils.timing import Stats, benchmark, synchronize
 
 
 def test_sleeping_function_is_timed_at_least_its_sleep():
@@ -92,10 +92,3 @@ def test_statistics_and_rate():
 def test_invalid_arguments_are_refused(kwargs):
     with pytest.raises(ValueError):
         benchmark(lambda: None, **kwargs)
-
-
-def test_timer_context_manager(capsys):
-    with Timer("nap", verbose=True) as timer:
-        time.sleep(0.01)
-    assert timer.elapsed >= 0.01
-    assert capsys.readouterr().out.startswith("nap: ")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from utils.top500 import list_name, place
+from utils.errors import ArgumentError
+from utils.top500 import list_name, place, plot_top500
 
 
 @pytest.fixture
@@ -60,12 +61,12 @@ def test_non_monotonic_lists_report_the_last_qualifying_list():
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "100"])
 def test_bad_rates_are_refused(lists, bad):
-    with pytest.raises(ValueError, match="positive number of GFLOP/s"):
+    with pytest.raises(ArgumentError, match=r"gflops = .* must be a (finite )?number"):
         place(bad, lists)
 
 
 def test_empty_table_is_refused(lists):
-    with pytest.raises(ValueError, match="no lists"):
+    with pytest.raises(ArgumentError, match="at least one TOP500 list"):
         place(10.0, lists.iloc[0:0])
 
 
@@ -73,3 +74,21 @@ def test_the_bundled_lists_by_default():
     p = place(200.0)  # 0.2 TFLOP/s: above every #1 up to November 1995 (0.17 TFLOP/s)
     assert list_name(p.no1_until) == "November 1995"
     assert list_name(p.first_list) == "June 1993"
+
+
+def test_plot_top500_marks_the_placed_rate_and_marenostrum(lists):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    systems = pd.DataFrame({"top500_list": pd.to_datetime(["2000-11-01", "2001-06-01"]),
+                            "rmax_tflops": [5.0, 50.0], "rank": [3, 7]},
+                           index=pd.Index(["MareNostrum 1", "MareNostrum 1 (expanded)"],
+                                          name="system"))
+    lists["rmax_sum_tflops"] = lists["rmax_no1_tflops"] * 30
+    ax = plot_top500(lists, systems, place(20_000.0, lists))
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["MN1 #3"]  # the expanded installation is drawn, not labelled
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "last list it would have led: November 2000" in legend
+    assert "last list it would have entered: November 2001" in legend
+    assert any(t.startswith("this machine, float64 matmul (20,000 GFLOP/s)") for t in legend)

@@ -5,6 +5,7 @@ all, as on Colab's TPU runtime)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -267,3 +268,106 @@ def test_notebook_on_jax_refuses_a_tpu_jax_cannot_see(tmp_path, monkeypatch):
     result = run_notebook(tmp_path, monkeypatch, {}, {"TPU_ACCELERATOR_TYPE": "v5litepod-1"})
     assert result.status == "failed"
     assert "DeviceError" in result.error and "no TPU visible to JAX" in result.error
+
+
+# --------------------------------------------------------------------------------------------
+# use_keras_backend, matmul_precision and has_tf32 (the contract lessons build on)
+# --------------------------------------------------------------------------------------------
+
+def test_keras_backend_preset_in_the_environment_is_kept(plain_machine):
+    choice = choose_backend("auto", paths=plain_machine.paths, environ={"KERAS_BACKEND": "jax"},
+                            versions=TF_AND_JAX, modules={}, announce=False)
+    assert choice.backend == "jax" and "KERAS_BACKEND=jax was set" in choice.reason
+    choice = choose_backend("auto", paths=plain_machine.paths, environ={"KERAS_BACKEND": "jax"},
+                            versions=TF_ONLY, modules={}, announce=False)
+    assert choice.backend == "tensorflow"  # a preset the kernel cannot honour is ignored
+
+
+def test_use_keras_backend_sets_the_variable_before_keras(plain_machine, monkeypatch, capsys):
+    from utils.backends import use_keras_backend
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    choice = use_keras_backend("jax", paths=plain_machine.paths, versions=TF_AND_JAX)
+    assert choice.backend == "jax" and os.environ["KERAS_BACKEND"] == "jax"
+    assert capsys.readouterr().out.startswith("Asked for 'jax'; found")
+    monkeypatch.setitem(sys.modules, "keras", fake_keras("tensorflow")["keras"])
+    choice = use_keras_backend("auto", paths=plain_machine.paths, versions=TF_AND_JAX)
+    assert choice.backend == "tensorflow" and os.environ["KERAS_BACKEND"] == "jax"  # untouched
+
+
+def test_matmul_precision_switches_tf32_and_restores_it():
+    out = run_python("""
+        import jax, tensorflow as tf
+        from utils.backends import matmul_precision
+        from utils.errors import ArgumentError
+        experimental = tf.config.experimental
+        print("TF before", experimental.tensor_float_32_execution_enabled())
+        with matmul_precision("float32"):
+            print("TF float32", experimental.tensor_float_32_execution_enabled(),
+                  "JAX", jax.config.jax_default_matmul_precision)
+        print("TF after", experimental.tensor_float_32_execution_enabled(),
+              "JAX", jax.config.jax_default_matmul_precision)
+        experimental.enable_tensor_float_32_execution(False)
+        with matmul_precision("tf32"):
+            print("TF tf32", experimental.tensor_float_32_execution_enabled(),
+                  "JAX", jax.config.jax_default_matmul_precision)
+        print("TF restored", experimental.tensor_float_32_execution_enabled())
+        try:
+            with matmul_precision("float16"):
+                pass
+        except ArgumentError as error:
+            print("REFUSED", error)
+    """)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout
+    assert "TF before True" in lines and "TF float32 False JAX highest" in lines
+    assert "TF after True JAX None" in lines
+    assert "TF tf32 True JAX tensorfloat32" in lines and "TF restored False" in lines
+    assert "REFUSED fmt = 'float16' must be one of 'float32', 'tf32'" in lines
+
+
+def test_matmul_precision_leaves_absent_frameworks_alone(monkeypatch):
+    from utils.backends import matmul_precision
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    monkeypatch.setitem(sys.modules, "jax", None)
+    with matmul_precision("float32"):
+        pass  # nothing imported, nothing to set, no error
+
+
+def _report(capability, simulated=None):
+    from utils.hardware import CPUInfo, GPUInfo, HardwareReport, TPUInfo
+
+    gpus = [GPUInfo("GPU", compute_capability=capability)] if capability else []
+    return HardwareReport("local", None, "3.12", {}, None, CPUInfo(), None, None, None, gpus,
+                          TPUInfo(), simulated=simulated)
+
+
+def _framework(gpus):
+    return types.SimpleNamespace(config=types.SimpleNamespace(
+        list_physical_devices=lambda kind: ["GPU:0"] * gpus))
+
+
+@pytest.mark.parametrize("capability, simulated, modules, expected", [
+    ("8.0", None, {"tensorflow": _framework(1)}, True),     # A100 that TensorFlow uses
+    ("8.0", None, {"tensorflow": _framework(0)}, False),    # A100 TensorFlow cannot use
+    ("7.5", None, {"tensorflow": _framework(1)}, False),    # T4: no TF32
+    ("8.9", "colab-a100", {}, False),                       # a simulated GPU computes nothing
+    ("9.0", None, {}, True),                                # no framework yet: the report
+    (None, None, {"tensorflow": _framework(1)}, False),     # no GPU at all
+])
+def test_has_tf32(capability, simulated, modules, expected):
+    from utils.backends import has_tf32
+
+    assert has_tf32(_report(capability, simulated), modules=modules) is expected
+
+
+def test_has_tf32_follows_jax_when_keras_runs_on_it():
+    from utils.backends import has_tf32
+
+    jax = types.SimpleNamespace(default_backend=lambda: "cpu")
+    modules = {"jax": jax, "tensorflow": _framework(1), **fake_keras("jax")}
+    assert has_tf32(_report("8.0"), modules=modules) is False
+    jax.default_backend = lambda: "gpu"
+    assert has_tf32(_report("8.0"), modules=modules) is True

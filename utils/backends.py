@@ -9,33 +9,44 @@ first imported (``KERAS_BACKEND``). Where a TPU is concerned the choice matters:
   batch over the TPU cores with ``keras.distribution.DataParallel``.
 
 :func:`choose_backend` decides without importing either framework (it reads the PCI bus and
-what is installed) and says why in one line. :func:`run_in_jax_process` runs a function of
+what is installed) and says why in one line; :func:`use_keras_backend` also sets
+``KERAS_BACKEND`` so that the next ``import keras`` takes it (a lesson's first code cell).
+
+Number formats: on GPUs of compute capability 8.0 and newer (A100, L4, H100...) TensorFlow runs
+float32 matmuls as TF32 by default. :func:`matmul_precision` measures true float32 (TF32 off) or
+TF32 on purpose, in TensorFlow and JAX alike; :func:`has_tf32` says whether the device the
+framework computes on has TF32 at all.
+
+:func:`run_in_jax_process` runs a function of
 Keras code in a fresh Python process on the JAX backend, over simulated CPU devices, so a kernel
 already running Keras on TensorFlow can show the JAX path too.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import os
 import sys
 import textwrap
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from utils.errors import CourseError
-from utils.hardware import SystemPaths, detect_tpu
+from utils.errors import ArgumentError, CourseError
+from utils.hardware import HardwareReport, SystemPaths, detect_gpus, detect_tpu, importable
 from utils.strategy import DeviceError
 
 __all__ = [
     "BACKENDS",
     "BackendChoice",
     "choose_backend",
+    "use_keras_backend",
+    "MATMUL_FORMATS",
+    "matmul_precision",
+    "has_tf32",
     "installed",
     "tensorflow_supports_tpu",
     "JaxProcessResult",
@@ -68,10 +79,7 @@ class BackendChoice:
 
 
 def _module_present(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # a broken install, or sys.modules[name] is None
-        return False
+    return importable(name)
 
 
 def _version(distribution: str) -> str | None:
@@ -116,7 +124,7 @@ def choose_backend(
     asked: str = "auto",
     *,
     accelerator: str | None = None,
-    paths: SystemPaths = SystemPaths(),
+    paths: SystemPaths | None = None,
     environ: Mapping[str, str] | None = None,
     versions: Mapping[str, str | None] | None = None,
     modules: Mapping[str, Any] | None = None,
@@ -124,15 +132,18 @@ def choose_backend(
 ) -> BackendChoice:
     """Choose the Keras backend for this kernel and print one line: asked, found, used.
 
-    ``"auto"``: with a TPU, TensorFlow if it has TPU support, else JAX; without a TPU,
+    ``"auto"``: a ``KERAS_BACKEND`` already set in the environment (``tensorflow`` or ``jax``,
+    if installed); else with a TPU, TensorFlow if it has TPU support, else JAX; without a TPU,
     TensorFlow if installed (it drives the GPU or CPU), else JAX. ``"tensorflow"`` and
     ``"jax"`` are taken as asked when that framework is installed. Imports neither framework;
-    set ``os.environ["KERAS_BACKEND"]`` to the result before importing Keras.
+    set ``os.environ["KERAS_BACKEND"]`` to the result before importing Keras
+    (:func:`use_keras_backend` does both).
 
     Args:
         accelerator: ``"tpu"``, ``"gpu"`` or ``"cpu"`` as :func:`utils.hardware.hardware_report`
-            found it (default: a TPU from the PCI bus, else ``"cpu"``).
-        paths, environ: where to look for a TPU (tests fake them).
+            found it (default: a TPU from the PCI bus, else a GPU if nvidia-smi lists one, else
+            ``"cpu"``).
+        paths, environ: where to look for a TPU, and the environment (tests fake them).
         versions: what is installed (default :func:`installed`).
         modules: the loaded modules (default ``sys.modules``): a Keras already imported fixes
             the backend for the rest of the kernel's life.
@@ -145,9 +156,10 @@ def choose_backend(
         raise DeviceError(f"unknown backend {asked!r}; choose one of {', '.join(BACKENDS)}.")
     versions = installed() if versions is None else versions
     modules = sys.modules if modules is None else modules
+    environ = os.environ if environ is None else environ
     tpu = detect_tpu(paths, environ)
     if accelerator is None:
-        accelerator = "tpu" if tpu.chips else "cpu"
+        accelerator = "tpu" if tpu.chips else "gpu" if detect_gpus()[0] else "cpu"
     tf_version, jax_version = versions.get("tensorflow"), versions.get("jax")
     tf_tpu = tensorflow_supports_tpu(versions)
     parts = [f"a {tpu.version} ({tpu.chips} chip(s), {tpu.source})" if tpu.chips
@@ -188,6 +200,9 @@ def choose_backend(
         return chosen("jax", "as asked")
 
     # auto
+    preset = environ.get("KERAS_BACKEND", "")
+    if preset in ("tensorflow", "jax") and versions.get(preset):
+        return chosen(preset, f"KERAS_BACKEND={preset} was set before this kernel started")
     if tpu.chips:
         if tf_tpu:
             choice = ("tensorflow", "TensorFlow with TPU support drives the TPU through "
@@ -201,7 +216,8 @@ def choose_backend(
                               "TPU support is installed: pip install 'jax[tpu]'.")
     elif tf_version:
         choice = ("tensorflow", "TensorFlow is installed and tf.distribute drives the "
-                                f"{accelerator.upper()}")
+                                + ("GPU if this TensorFlow can use it" if accelerator == "gpu"
+                                   else accelerator.upper()))
     elif jax_version:
         choice = ("jax", f"TensorFlow is not installed; Keras on JAX drives the "
                          f"{accelerator.upper()}")
@@ -209,6 +225,96 @@ def choose_backend(
         raise DeviceError("neither TensorFlow nor JAX is installed; install the course's "
                           "environment (python3 course lab) or pip install jax.")
     return chosen(*choice)
+
+
+def use_keras_backend(asked: str = "auto", **kwargs: Any) -> BackendChoice:
+    """Choose the Keras backend, set ``KERAS_BACKEND`` for the next ``import keras``, print one
+    line (asked, found, used) and return the choice (``.backend`` is "tensorflow" or "jax").
+
+    Call it in a lesson's first code cell, before anything imports Keras. Once Keras is
+    imported, its backend is fixed for the kernel's life and is what this returns (asking for
+    another one is refused: restart the kernel). ``kwargs`` go to :func:`choose_backend`.
+
+    Raises:
+        DeviceError: as :func:`choose_backend`.
+    """
+    choice = choose_backend(asked, **kwargs)
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = choice.backend
+    return choice
+
+
+#: Formats :func:`matmul_precision` sets: true float32, or TF32 (10-bit mantissa inputs).
+MATMUL_FORMATS = ("float32", "tf32")
+
+
+@contextmanager
+def matmul_precision(fmt: str) -> Iterator[None]:
+    """A context in which float32 matmuls run as ``fmt``: ``"float32"`` (TF32 off) or ``"tf32"``.
+
+    TensorFlow runs float32 matmuls and convolutions as TF32 by default on GPUs that have it
+    (compute capability >= 8.0); a rate measured so is a TF32 rate. Inside this context:
+
+    * TensorFlow, if already imported: ``enable_tensor_float_32_execution(fmt == "tf32")``,
+      the previous setting restored afterwards;
+    * JAX, if already imported: ``jax.default_matmul_precision("highest")`` for float32,
+      ``("tensorfloat32")`` for TF32.
+
+    A framework not yet imported is left alone (import it first). On a CPU, or a GPU without
+    TF32, both formats compute float32: ask :func:`has_tf32` before labelling a rate TF32.
+
+    Raises:
+        ArgumentError: ``fmt`` is not one of :data:`MATMUL_FORMATS`.
+    """
+    if fmt not in MATMUL_FORMATS:
+        raise ArgumentError("fmt", fmt, f"must be one of {', '.join(map(repr, MATMUL_FORMATS))}")
+    with ExitStack() as stack:
+        tf = sys.modules.get("tensorflow")
+        if tf is not None:
+            experimental = tf.config.experimental
+            before = bool(experimental.tensor_float_32_execution_enabled())
+            experimental.enable_tensor_float_32_execution(fmt == "tf32")
+            stack.callback(experimental.enable_tensor_float_32_execution, before)
+        jax = sys.modules.get("jax")
+        if jax is not None:
+            stack.enter_context(jax.default_matmul_precision(
+                "tensorfloat32" if fmt == "tf32" else "highest"))
+        yield
+
+
+def _framework_uses_gpu(modules: Mapping[str, Any]) -> bool | None:
+    """Whether the already imported framework computes on a GPU (None: neither imported)."""
+    tf, jax = modules.get("tensorflow"), modules.get("jax")
+    keras = modules.get("keras")
+    backend = _loaded_keras_backend(modules) if keras is not None else None
+    if jax is not None and (backend == "jax" or tf is None):
+        try:
+            return jax.default_backend() == "gpu"
+        except Exception:
+            return False
+    if tf is not None:
+        try:
+            return bool(tf.config.list_physical_devices("GPU"))
+        except Exception:
+            return False
+    return None
+
+
+def has_tf32(report: HardwareReport | None = None, *,
+             modules: Mapping[str, Any] | None = None) -> bool:
+    """True when the device this kernel computes on has TF32: its first GPU has compute
+    capability >= 8.0 (from the hardware report) *and* the imported framework (TensorFlow, or
+    JAX when Keras runs on it) really computes on a GPU. A GPU that nvidia-smi lists but the
+    framework cannot use (a CPU-only build, or a simulated GPU) has no TF32 here: the CPU does
+    the work, in float32.
+    """
+    from utils.hardware import hardware_report
+
+    report = hardware_report() if report is None else report
+    if not report.gpus or not report.gpus[0].tf32 or report.simulated:
+        return False  # a simulated GPU computes nothing: the CPU does, in float32
+    uses_gpu = _framework_uses_gpu(sys.modules if modules is None else modules)
+    return bool(uses_gpu) if uses_gpu is not None else True
 
 
 def on_first_device(choice: Any) -> AbstractContextManager:

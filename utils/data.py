@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import utils
+from utils import errors
 from utils.errors import CourseError
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "load",
     "data_path",
     "PFS_DAY_FLOP",
+    "CLAIM_VERDICTS",
 ]
 
 #: One petaflop/s-day in FLOP: 10**15 FLOP/s for 86,400 s.
@@ -43,13 +45,15 @@ class DataFileError(CourseError, ValueError):
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a data file: its type, whether it may be empty, and its plausible range."""
+    """One column of a data file: its type, whether it may be empty, its plausible range (either
+    bound may be missing) and, for text, the values it may take (``choices``; empty: any)."""
 
     name: str
     kind: Kind = "str"
     required: bool = True
     min: float | None = None
     max: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,16 @@ class Schema:
 
 
 _YEAR = dict(min=1940, max=2030)
+
+#: Verdicts a claim of the chapter may carry (utils.chapter explains them).
+CLAIM_VERDICTS = ("holds", "differs", "typo", "unverified")
+
+def _quantities(filename: str, description: str) -> Schema:
+    """A file of named quantities: ``quantity,value,unit,note``, one figure per line."""
+    columns = (Column("quantity"), Column("value", "float", min=0), Column("unit"),
+               Column("note", required=False))
+    return Schema(filename, columns, description, unique=("quantity",))
+
 
 SCHEMAS: dict[str, Schema] = {
     "transistors": Schema(
@@ -106,6 +120,9 @@ SCHEMAS: dict[str, Schema] = {
             Column("rpeak_tflops", "float", min=1e-3, max=1e8),
             Column("nodes", "int", required=False, min=1, max=1e6),
             Column("racks", "int", required=False, min=1, max=1e4),
+            Column("green500_list", "month", required=False),
+            Column("green500_rank", "int", required=False, min=1, max=500),
+            Column("green500_mflops_per_watt", "float", required=False, min=1, max=1e6),
             Column("architecture"),
             Column("notes", required=False),
         ),
@@ -119,10 +136,10 @@ SCHEMAS: dict[str, Schema] = {
             Column("lesson"),
             Column("section"),
             Column("value"),
-            Column("unit"),
+            Column("unit", required=False),
             Column("record_value", required=False),
-            Column("source", required=False),
-            Column("verdict", required=False),
+            Column("source"),
+            Column("verdict", choices=CLAIM_VERDICTS),
             Column("explanation", required=False),
         ),
         "Figures the chapter states, the record's figure, its source and a verdict",
@@ -153,9 +170,14 @@ SCHEMAS: dict[str, Schema] = {
             Column("memory_gb", "float", required=False, min=0.1, max=1e4),
             Column("mem_bw_gbs", "float", required=False, min=1, max=1e5),
             Column("tdp_w", "float", required=False, min=1, max=1e4),
+            Column("tf32_tensor_tflops", "float", required=False, min=0.01, max=1e5),
+            Column("mxu_rows", "int", required=False, min=1, max=4096),
+            Column("pod_chips", "int", required=False, min=1, max=1e6),
+            Column("tensor_cores", "int", required=False, min=1, max=1e5),
+            Column("boost_clock_mhz", "float", required=False, min=1, max=1e4),
             Column("notes", required=False),
         ),
-        "Peak figures of GPUs and TPUs",
+        "Peak figures of GPUs and TPUs (and one CPU socket)",
         unique=("device",),
     ),
     "cpu_peak": Schema(
@@ -172,17 +194,8 @@ SCHEMAS: dict[str, Schema] = {
         "FLOPs per cycle per core by instruction set",
         unique=("id",),
     ),
-    "alexnet": Schema(
-        "alexnet.csv",
-        (
-            Column("quantity"),
-            Column("value", "float", min=0),
-            Column("unit"),
-            Column("note", required=False),
-        ),
-        "AlexNet facts: parameters, multiply-adds, training setup",
-        unique=("quantity",),
-    ),
+    "alexnet": _quantities("alexnet.csv",
+                           "AlexNet facts: parameters, multiply-adds, training setup"),
     "alexnet_throughput": Schema(
         "alexnet_throughput.csv",
         (
@@ -203,6 +216,7 @@ SCHEMAS: dict[str, Schema] = {
             Column("hardware"),
             Column("model"),
             Column("devices", "int", min=1, max=1e6),
+            Column("devices_per_node", "int", min=1, max=1024),
             Column("speedup", "float", required=False, min=0.01, max=1e6),
             Column("efficiency_pct", "float", required=False, min=0, max=200),
             Column("batch_per_device", "int", required=False, min=1, max=1e5),
@@ -211,6 +225,9 @@ SCHEMAS: dict[str, Schema] = {
         ),
         "Published data-parallel scaling results",
     ),
+    "campos2017": _quantities("campos2017.csv",
+                              "Campos et al., CCGrid 2017: the figures its abstract publishes "
+                              "(the chapter's graphs [16] and [17])"),
     "interconnects": Schema(
         "interconnects.csv",
         (
@@ -337,6 +354,8 @@ def _parse(raw: str, col: Column, path: Path, line: int) -> object:
             raise DataFileError(f"{where}: empty, but this column needs a value.")
         return None
     if col.kind == "str":
+        if col.choices and raw not in col.choices:
+            raise DataFileError(f"{where}: {raw!r} is not one of {', '.join(col.choices)}.")
         return raw
     if col.kind in ("int", "float"):
         try:
@@ -347,13 +366,13 @@ def _parse(raw: str, col: Column, path: Path, line: int) -> object:
             raise DataFileError(f"{where}: {raw!r} is not a finite number.")
         if col.kind == "int" and number != int(number):
             raise DataFileError(f"{where}: {raw!r} is not a whole number.")
-        if (col.min is not None and number < col.min) or (
-            col.max is not None and number > col.max
-        ):
+        try:  # the course's one range check; a bound may be missing on either side
+            errors.number(number, col.name, minimum=col.min, maximum=col.max)
+        except errors.ArgumentError as error:
             raise DataFileError(
-                f"{where}: {raw} is outside the plausible range [{col.min:g}, {col.max:g}]; "
+                f"{where}: {raw} is outside the plausible range: it {error.requirement}; "
                 "check the value and its unit (see data/SOURCES.md)."
-            )
+            ) from None
         return int(number) if col.kind == "int" else number
     text = raw if col.kind == "date" else raw + "-01"
     try:

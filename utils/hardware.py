@@ -5,8 +5,20 @@ and the reason is kept in ``report.unknown`` (or ``cpu.unknown``). It starts no 
 or TPU runtime: versions come from package metadata, GPUs from ``nvidia-smi``, TPUs from PCI ids.
 
 The theoretical peak of the CPU is ``cores x clock x FLOPs per cycle per core``; the FLOPs per
-cycle come from data/cpu_peak.csv by instruction set and microarchitecture. Either factor can be
-overridden when the detection is wrong (a turbo clock, a Xeon Silver with one FMA unit).
+cycle come from data/cpu_peak.csv by instruction set and microarchitecture (x86 SIMD levels, Arm
+NEON and SVE widths). Either factor can be overridden when the detection is wrong (a turbo
+clock, a Xeon Silver with one FMA unit).
+
+Cores this process may use: :func:`usable_core_count` is the one definition the course uses (the
+whole cores that CPU affinity and the cgroup CPU quota leave to this process); the report keeps
+the fractional ``CPUInfo.usable_cores`` for the peak.
+
+Where the files are read from (:class:`SystemPaths`): ``/proc``, ``/sys`` and ``/sys/fs/cgroup``,
+unless the environment variable ``COURSE_SYSFS_ROOT`` names a folder holding fake ``proc/``,
+``sys/`` and ``cgroup/`` trees (each one present replaces the real one; a missing one falls back
+to the real one). Tests and ``tests/simulate.py`` use it to put a TPU on the PCI bus of a
+machine that has none. ``COURSE_SIMULATED`` names the simulated runtime (see :func:`simulated`),
+so that every lesson can say what was simulated rather than run.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import math
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -37,8 +50,18 @@ __all__ = [
     "detect_tpu",
     "cgroup_cpu_quota",
     "cgroup_memory_limit",
+    "usable_core_count",
+    "importable",
+    "simulated",
+    "SYSFS_ROOT_VARIABLE",
+    "SIMULATED_VARIABLE",
     "TPU_PCI_DEVICE_IDS",
 ]
+
+#: Environment variable naming a folder of fake ``proc/``, ``sys/`` and ``cgroup/`` trees.
+SYSFS_ROOT_VARIABLE = "COURSE_SYSFS_ROOT"
+#: Environment variable naming the simulated runtime (set by tests/simulate.py).
+SIMULATED_VARIABLE = "COURSE_SIMULATED"
 
 #: Google's PCI vendor id and the device ids of its TPU chips (as JAX's hardware_utils lists
 #: them). The vendor id alone also matches Google's virtual NIC, so the device id must match too.
@@ -54,13 +77,36 @@ TPU_PCI_DEVICE_IDS = {
 }
 
 
+def _default_path(name: str, real: str) -> Path:
+    """``$COURSE_SYSFS_ROOT/name`` when that folder exists, else the real path."""
+    root = os.environ.get(SYSFS_ROOT_VARIABLE)
+    if root and (Path(root) / name).is_dir():
+        return Path(root) / name
+    return Path(real)
+
+
 @dataclass(frozen=True)
 class SystemPaths:
-    """Roots of the files the report reads; tests point them at a fake tree."""
+    """Roots of the files the report reads; tests point them at a fake tree.
 
-    proc: Path = Path("/proc")
-    sys: Path = Path("/sys")
-    cgroup: Path = Path("/sys/fs/cgroup")
+    The defaults are ``/proc``, ``/sys`` and ``/sys/fs/cgroup``, or the ``proc``, ``sys`` and
+    ``cgroup`` folders under ``$COURSE_SYSFS_ROOT`` where they exist (read when the object is
+    made, so a variable set before the first report counts).
+    """
+
+    proc: Path = field(default_factory=lambda: _default_path("proc", "/proc"))
+    sys: Path = field(default_factory=lambda: _default_path("sys", "/sys"))
+    cgroup: Path = field(default_factory=lambda: _default_path("cgroup", "/sys/fs/cgroup"))
+
+
+def simulated(environ: Mapping[str, str] | None = None) -> str | None:
+    """The simulated runtime this process runs in (``$COURSE_SIMULATED``), or None.
+
+    ``tests/simulate.py`` sets it with a fake nvidia-smi, a blocked TensorFlow or a fake PCI
+    bus, so that lessons say which devices were simulated and which really computed.
+    """
+    environ = os.environ if environ is None else environ
+    return environ.get(SIMULATED_VARIABLE) or None
 
 
 @dataclass
@@ -111,6 +157,16 @@ class GPUInfo:
     driver: str | None = None
     source: str = "nvidia-smi"
 
+    @property
+    def tf32(self) -> bool:
+        """True when the GPU has TF32 tensor cores (compute capability 8.0 or newer: Ampere,
+        Ada, Hopper...). On such GPUs TensorFlow runs float32 matmuls as TF32 by default."""
+        try:
+            major = int(str(self.compute_capability).split(".")[0])
+        except ValueError:
+            return False
+        return major >= 8
+
 
 @dataclass
 class TPUInfo:
@@ -137,6 +193,7 @@ class HardwareReport:
     gpus: list[GPUInfo]
     tpu: TPUInfo
     unknown: dict[str, str] = field(default_factory=dict)
+    simulated: str | None = None  # the simulated runtime ($COURSE_SIMULATED), if any
 
     @property
     def accelerator(self) -> str:
@@ -156,6 +213,8 @@ class HardwareReport:
         out = asdict(self)
         out["accelerator"] = self.accelerator
         out["memory_usable_gb"] = self.memory_usable_gb
+        for gpu, data in zip(self.gpus, out["gpus"]):
+            data["tf32"] = gpu.tf32
         return out
 
     def to_json(self, indent: int = 2) -> str:
@@ -175,6 +234,8 @@ class HardwareReport:
 
         rows = [
             ("Runtime", "environment", self.runtime),
+            *([("Runtime", "simulated", f"{self.simulated}: what is faked computes nothing; "
+                "the CPU does the work")] if self.simulated else []),
             ("Runtime", "operating system", fmt(self.os)),
             ("Runtime", "Python", self.python),
         ]
@@ -204,7 +265,8 @@ class HardwareReport:
         if self.gpus:
             for i, gpu in enumerate(self.gpus):
                 rows.append(("GPU", f"GPU {i}", f"{gpu.name}, {fmt(gpu.memory_gb, 'GB', '.1f')}, "
-                             f"compute capability {fmt(gpu.compute_capability)}"))
+                             f"compute capability {fmt(gpu.compute_capability)}"
+                             + (", TF32" if gpu.tf32 else "")))
         else:
             rows.append(("GPU", "GPUs", "none found"
                          + (f" ({self.unknown['gpus']})" if "gpus" in self.unknown else "")))
@@ -258,11 +320,25 @@ def detect_runtime(environ: Mapping[str, str] | None = None,
     return "local"
 
 
+def importable(module: str) -> bool:
+    """True when ``import module`` can work here, without importing it (a module blocked with
+    ``sys.modules[module] = None``, as on a simulated TensorFlow-less runtime, is not)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install
+        return False
+
+
 def _package_versions() -> dict[str, str | None]:
+    """Versions of the frameworks that can be imported here (None: absent or blocked)."""
     versions: dict[str, str | None] = {}
     for name in ("tensorflow", "keras", "jax", "numpy"):
         try:
-            versions[name] = metadata.version(name)
+            versions[name] = metadata.version(name) if importable(name) else None
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
@@ -323,6 +399,7 @@ def _parse_proc_cpuinfo(text: str) -> dict[str, Any]:
     info: dict[str, Any] = {}
     info["model"] = first.get("model name") or first.get("Model") or first.get("cpu model")
     info["vendor"] = first.get("vendor_id") or first.get("CPU implementer")
+    info["part"] = first.get("CPU part")
     flags = first.get("flags") or first.get("Features") or ""
     info["flags"] = set(flags.split())
     for key, name in (("cpu family", "family"), ("model", "model_number")):
@@ -343,47 +420,156 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def cgroup_cpu_quota(paths: SystemPaths = SystemPaths()) -> float | None:
-    """CPUs' worth of time the cgroup allows (``cpu.max`` or CFS quota), or None if unlimited."""
-    candidates = []
-    own = _read(paths.proc / "self" / "cgroup") or ""
-    for line in own.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) == 3 and parts[0] == "0":  # cgroup v2: walk from our group to the root
-            rel = Path(parts[2].lstrip("/"))
-            for parent in [rel, *rel.parents]:
-                candidates.append(paths.cgroup / parent / "cpu.max")
-    candidates.append(paths.cgroup / "cpu.max")
+def _own_cgroups(paths: SystemPaths) -> tuple[str | None, dict[str, str]]:
+    """This process's cgroup: (the cgroup v2 path, {v1 controller: path}) from
+    ``/proc/self/cgroup``."""
+    unified, v1 = None, {}
+    for line in (_read(paths.proc / "self" / "cgroup") or "").splitlines():
+        parts = line.strip().split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and not controllers:
+            unified = path
+        for controller in controllers.split(","):
+            if controller:
+                v1[controller] = path
+    return unified, v1
+
+
+def _up_to_root(path: str | None) -> list[Path]:
+    """``a/b/c``, ``a/b``, ``a``, ``.``: a cgroup and its ancestors, relative to the mount."""
+    relative = Path((path or "/").lstrip("/"))
+    return [relative, *relative.parents] if str(relative) != "." else [Path(".")]
+
+
+def _cgroup_files(paths: SystemPaths, controller: str, v2_name: str,
+                  v1_names: tuple[str, ...]) -> list[tuple[Path, ...]]:
+    """Files that may limit this process, from its own (possibly nested) cgroup up to the root.
+
+    cgroup v2: ``<mount>/<own path>/<v2_name>`` and each ancestor's (the mount is the cgroup
+    root, or ``unified/`` under it on a hybrid system). cgroup v1: the same walk in each
+    hierarchy whose folder name lists ``controller`` (``cpu,cpuacct``...), giving the tuple of
+    ``v1_names`` files at each level. A path that does not exist under the mount (a container
+    that sees the host's cgroup names) is skipped; the mount's root is always read, which is a
+    container's own cgroup.
+    """
+    unified, v1 = _own_cgroups(paths)
+    found: list[tuple[Path, ...]] = []
+    seen: set[Path] = set()
+    for mount in (paths.cgroup, paths.cgroup / "unified"):
+        for relative in _up_to_root(unified):
+            candidate = mount / relative / v2_name
+            if candidate not in seen:
+                seen.add(candidate)
+                found.append((candidate,))
+    try:
+        hierarchies = sorted(d for d in paths.cgroup.iterdir()
+                             if controller in d.name.split(",") and d.is_dir())
+    except OSError:
+        hierarchies = []
+    for mount in hierarchies:
+        for relative in _up_to_root(v1.get(controller)):
+            folder = mount / relative
+            try:
+                key = folder.resolve()
+            except OSError:
+                key = folder
+            if key not in seen:  # cpu and cpuacct are often links to cpu,cpuacct
+                seen.add(key)
+                found.append(tuple(folder / name for name in v1_names))
+    return found
+
+
+def cgroup_cpu_quota(paths: SystemPaths | None = None) -> float | None:
+    """CPUs' worth of time this process's cgroup allows, or None if unlimited.
+
+    The smallest quota on the way from the process's own cgroup to the root (a Slurm job or a
+    systemd slice is nested inside the container's cgroup): ``cpu.max`` in cgroup v2,
+    ``cpu.cfs_quota_us / cpu.cfs_period_us`` in v1.
+    """
+    paths = SystemPaths() if paths is None else paths
     quotas = []
-    for candidate in candidates:
-        text = _read(candidate)
-        if text:
-            fields = text.split()
-            if len(fields) >= 2 and fields[0] != "max":
-                try:
-                    quotas.append(float(fields[0]) / float(fields[1]))
-                except (ValueError, ZeroDivisionError):
-                    pass
-    for v1 in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
-        quota = _read(paths.cgroup / v1 / "cpu.cfs_quota_us")
-        period = _read(paths.cgroup / v1 / "cpu.cfs_period_us")
+    for files in _cgroup_files(paths, "cpu", "cpu.max",
+                               ("cpu.cfs_quota_us", "cpu.cfs_period_us")):
+        texts = [_read(f) for f in files]
         try:
-            if quota and period and int(quota) > 0:
-                quotas.append(int(quota) / int(period))
+            if len(files) == 1 and texts[0]:  # v2: "quota period" or "max period"
+                fields = texts[0].split()
+                if len(fields) >= 2 and fields[0] != "max":
+                    quotas.append(float(fields[0]) / float(fields[1]))
+            elif len(files) == 2 and texts[0] and texts[1] and int(texts[0]) > 0:  # v1: -1
+                quotas.append(int(texts[0]) / int(texts[1]))
         except (ValueError, ZeroDivisionError):
             pass
     return min(quotas) if quotas else None
 
 
-def cgroup_memory_limit(paths: SystemPaths = SystemPaths()) -> float | None:
-    """The cgroup memory limit in bytes (v2 ``memory.max`` or v1), or None if unlimited."""
+def cgroup_memory_limit(paths: SystemPaths | None = None) -> float | None:
+    """The memory limit (bytes) of this process's cgroup, or None if unlimited.
+
+    The smallest ``memory.max`` (v2) or ``memory.limit_in_bytes`` (v1) on the way from the
+    process's own cgroup to the root, so a limit set on a nested cgroup (a Slurm job, a systemd
+    slice) counts as well as the container's.
+    """
+    paths = SystemPaths() if paths is None else paths
     limits = []
-    for candidate in (paths.cgroup / "memory.max",
-                      paths.cgroup / "memory" / "memory.limit_in_bytes"):
-        text = (_read(candidate) or "").strip()
+    for files in _cgroup_files(paths, "memory", "memory.max", ("memory.limit_in_bytes",)):
+        text = (_read(files[0]) or "").strip()
         if text.isdigit() and int(text) < 2**60:  # v1 writes a huge number for "no limit"
             limits.append(float(text))
     return min(limits) if limits else None
+
+
+def _usable_cores(physical: int | None, logical: int | None, affinity: int | None,
+                  quota: float | None) -> float | None:
+    """Cores' worth this process may use: physical cores, limited by the CPUs its affinity
+    allows (counted as whole cores when hardware threads share a core) and the cgroup quota."""
+    if not physical:
+        return None
+    threads_per_core = max(1, round((logical or physical) / physical))
+    limits = [float(physical)]
+    if affinity:
+        limits.append(affinity / threads_per_core)
+    if quota:
+        limits.append(quota)
+    return round(min(limits), 2)
+
+
+def _affinity() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def _psutil_counts() -> tuple[int | None, int | None]:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False), psutil.cpu_count(logical=True)
+    except Exception:  # psutil missing or broken
+        return None, os.cpu_count()
+
+
+def usable_core_count(paths: SystemPaths | None = None) -> int:
+    """How many cores this process may keep busy: the course's one definition (>= 1).
+
+    Whole physical cores, limited by CPU affinity (``taskset``, Slurm's ``--cpus-per-task``,
+    counted in cores where hardware threads share one) and by the cgroup CPU quota of this
+    process's own cgroup and its ancestors (a container's ``--cpus``), rounded down: a quota of
+    1.5 CPUs keeps one core busy, not two. Use it for thread and process counts; the report's
+    ``CPUInfo.usable_cores`` keeps the fraction, for the peak.
+    """
+    paths = SystemPaths() if paths is None else paths
+    parsed = _parse_proc_cpuinfo(_read(paths.proc / "cpuinfo") or "")
+    physical, logical = _psutil_counts()
+    logical = parsed.get("logical") or logical
+    physical = parsed.get("physical") or physical or logical
+    usable = _usable_cores(physical, logical, _affinity(), cgroup_cpu_quota(paths))
+    if usable is None:
+        return max(1, _affinity() or os.cpu_count() or 1)
+    return max(1, math.floor(usable + 1e-9))
 
 
 def _load_isa_table() -> dict[str, dict[str, Any]]:
@@ -393,10 +579,28 @@ def _load_isa_table() -> dict[str, dict[str, Any]]:
     return {row["id"]: row for row in table.to_dict("records")}
 
 
+_X86 = ("x86_64", "amd64", "i686", "i386", "x86")
+_ARM64 = ("aarch64", "arm64", "armv8", "arm_8")
+
+#: Arm cores by (implementer, part) from /proc/cpuinfo, and their cpu_peak.csv row.
+_ARM_CORES = {
+    ("0x41", "0xd0b"): ("neon_2fma", "Cortex-A76"),
+    ("0x41", "0xd0c"): ("neon_2fma", "Neoverse N1"),
+    ("0x41", "0xd49"): ("neon_2fma", "Neoverse N2"),
+    ("0x41", "0xd40"): ("sve256_2fma", "Neoverse V1"),
+    ("0x41", "0xd4f"): ("neon_4fma", "Neoverse V2"),
+    ("0x46", "0x001"): ("sve512_2fma", "Fujitsu A64FX"),
+}
+
+
 def _choose_isa(arch: str | None, vendor: str | None, family: int | None,
-                flags: set[str]) -> tuple[str | None, str | None]:
+                flags: set[str], *, part: str | None = None, model: str | None = None,
+                sve_bytes: int | None = None) -> tuple[str | None, str | None]:
     """Pick the cpu_peak.csv row for this CPU: (id, note) or (None, reason)."""
-    if arch and arch.lower() not in ("x86_64", "amd64", "i686", "i386", "x86"):
+    name = (arch or "").lower()
+    if name in _ARM64:
+        return _choose_arm_isa(vendor, part, model, flags, sve_bytes)
+    if arch and name not in _X86:
         return None, (f"no FLOPs-per-cycle entry for {arch} in data/cpu_peak.csv; pass "
                       "fp32_flops_per_cycle= and fp64_flops_per_cycle= to set them")
     if "avx512f" in flags:
@@ -416,6 +620,30 @@ def _choose_isa(arch: str | None, vendor: str | None, family: int | None,
     return None, "no SIMD flags found, so the FLOPs per cycle are unknown"
 
 
+def _choose_arm_isa(implementer: str | None, part: str | None, model: str | None,
+                    flags: set[str], sve_bytes: int | None) -> tuple[str | None, str | None]:
+    """The cpu_peak.csv row of a 64-bit Arm core: known cores by their part number, Apple's by
+    name, others by their vector features (NEON is 128 bits wide; SVE's width is read from the
+    kernel's default vector length)."""
+    implementer, part = (implementer or "").lower(), (part or "").lower()
+    known = _ARM_CORES.get((implementer, part))
+    if known:
+        return known[0], f"{known[1]}, recognised by its part number"
+    if implementer == "0x61" or (model or "").startswith("Apple M"):
+        return "neon_4fma", ("Apple M-series performance cores: four 128-bit FMA pipes; the "
+                             "efficiency cores have fewer, and the matrix unit (AMX/SME) is not "
+                             "counted")
+    if "sve" in flags and sve_bytes in (32, 64):
+        row = {32: "sve256_2fma", 64: "sve512_2fma"}[sve_bytes]
+        return row, (f"SVE vectors of {sve_bytes * 8} bits; assumed two FMA pipes, override "
+                     "fp32_flops_per_cycle if yours differs")
+    if "asimd" in flags or "sve" in flags:
+        return "neon_2fma", ("assumed two 128-bit FMA pipes (Cortex-A76, Neoverse N1); cores "
+                             "with four (Neoverse V2, Apple M) have twice the peak: "
+                             "fp32_flops_per_cycle=32")
+    return None, "no NEON (asimd) or SVE feature found, so the FLOPs per cycle are unknown"
+
+
 _SIMD_ORDER = ("sse2", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16",
                "avx512_fp16", "amx_bf16", "amx_tile", "asimd", "sve", "sve2")
 
@@ -425,7 +653,7 @@ def cpu_info(
     clock_ghz: float | None = None,
     fp32_flops_per_cycle: int | None = None,
     fp64_flops_per_cycle: int | None = None,
-    paths: SystemPaths = SystemPaths(),
+    paths: SystemPaths | None = None,
     use_cpuinfo_library: bool = True,
 ) -> CPUInfo:
     """Describe this CPU and compute its theoretical peak.
@@ -436,6 +664,7 @@ def cpu_info(
         paths: where /proc, /sys and the cgroup tree are (tests fake them).
         use_cpuinfo_library: fall back to py-cpuinfo when /proc/cpuinfo is missing or unreadable.
     """
+    paths = SystemPaths() if paths is None else paths
     cpu = CPUInfo(arch=platform.machine() or None)
     text = _read(paths.proc / "cpuinfo")
     parsed = _parse_proc_cpuinfo(text) if text else {}
@@ -453,29 +682,18 @@ def cpu_info(
         cpu.unknown["model"] = "neither /proc/cpuinfo nor py-cpuinfo named the CPU"
 
     # Cores: physical, logical, and what affinity and the cgroup quota let this process use.
-    try:
-        import psutil
-
-        cpu.logical_cores = psutil.cpu_count(logical=True)
-        cpu.physical_cores = psutil.cpu_count(logical=False)
-    except Exception as error:  # psutil missing or broken
-        cpu.unknown["cores"] = f"psutil could not count cores ({error})"
-    cpu.logical_cores = parsed.get("logical") or cpu.logical_cores
-    cpu.physical_cores = parsed.get("physical") or cpu.physical_cores or cpu.logical_cores
-    try:
-        cpu.affinity_cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpu.affinity_cores = cpu.logical_cores
+    physical, logical = _psutil_counts()
+    if logical is None:
+        cpu.unknown["cores"] = "neither psutil nor os.cpu_count could count the cores"
+    cpu.logical_cores = parsed.get("logical") or logical
+    cpu.physical_cores = parsed.get("physical") or physical or cpu.logical_cores
+    cpu.affinity_cores = _affinity() or cpu.logical_cores
     cpu.cgroup_quota_cores = cgroup_cpu_quota(paths)
+    cpu.usable_cores = _usable_cores(cpu.physical_cores, cpu.logical_cores, cpu.affinity_cores,
+                                     cpu.cgroup_quota_cores)
     if cpu.physical_cores:
         threads_per_core = max(1, round((cpu.logical_cores or cpu.physical_cores)
                                         / cpu.physical_cores))
-        limits = [float(cpu.physical_cores)]
-        if cpu.affinity_cores:
-            limits.append(cpu.affinity_cores / threads_per_core)
-        if cpu.cgroup_quota_cores:
-            limits.append(cpu.cgroup_quota_cores)
-        cpu.usable_cores = round(min(limits), 2)
         if threads_per_core > 1:
             cpu.notes.append(f"{threads_per_core} hardware threads share each core's FP units; "
                              "the peak counts physical cores")
@@ -486,7 +704,10 @@ def cpu_info(
         cpu.unknown["usable_cores"] = "the number of cores is unknown"
 
     # FLOPs per cycle from data/cpu_peak.csv.
-    isa_id, note = _choose_isa(cpu.arch, cpu.vendor, cpu.family, flags)
+    sve_bytes = (_read(paths.proc / "sys" / "abi" / "sve_default_vector_length") or "").strip()
+    isa_id, note = _choose_isa(cpu.arch, cpu.vendor, cpu.family, flags, part=parsed.get("part"),
+                               model=cpu.model,
+                               sve_bytes=int(sve_bytes) if sve_bytes.isdigit() else None)
     if isa_id:
         try:
             row = _load_isa_table()[isa_id]
@@ -625,9 +846,10 @@ def _gpus_from_started_tensorflow() -> list[GPUInfo]:
         return []
 
 
-def detect_tpu(paths: SystemPaths = SystemPaths(),
+def detect_tpu(paths: SystemPaths | None = None,
                environ: Mapping[str, str] | None = None) -> TPUInfo:
     """TPU chips from PCI ids (vendor 0x1ae0 and a TPU device id); starts no runtime."""
+    paths = SystemPaths() if paths is None else paths
     environ = os.environ if environ is None else environ
     chips, version = 0, None
     devices = paths.sys / "bus" / "pci" / "devices"
@@ -661,7 +883,7 @@ def hardware_report(
     clock_ghz: float | None = None,
     fp32_flops_per_cycle: int | None = None,
     fp64_flops_per_cycle: int | None = None,
-    paths: SystemPaths = SystemPaths(),
+    paths: SystemPaths | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> HardwareReport:
     """Report where this code runs. Never raises; unknown fields are None with a reason.
@@ -672,6 +894,7 @@ def hardware_report(
         paths: where /proc, /sys and the cgroup tree are (tests fake them).
         environ: environment variables to read (default ``os.environ``).
     """
+    paths = SystemPaths() if paths is None else paths
     environ = os.environ if environ is None else environ
     unknown: dict[str, str] = {}
     try:
@@ -719,4 +942,5 @@ def hardware_report(
         gpus=gpus,
         tpu=tpu,
         unknown=unknown,
+        simulated=simulated(environ),
     )

@@ -18,6 +18,18 @@ restarted.
 JAX backend: :func:`choose_distribution` returns ``keras.distribution.DataParallel`` over the
 devices JAX sees (TPU cores, GPUs, or CPU devices simulated with
 :func:`configure_jax_cpu_devices`).
+
+Where TensorFlow is absent (Colab's TPU runtime) or Keras runs on JAX, ``choose_strategy("auto")``
+never imports TensorFlow: it returns :func:`choose_distribution`'s choice instead. Both choices
+have ``.line``, ``.devices``, ``.num_replicas`` and ``.scope()``, the context in which a model is
+built and compiled, so a lesson's training cell is the same on either backend. Asking for a
+TensorFlow-only kind (``"mirrored"``, ``"one_device"``, ``"default"``) there is refused with a
+message saying what to use instead.
+
+A GPU that nvidia-smi lists but the framework cannot use (a CPU-only build, a driver mismatch,
+or a GPU simulated by ``tests/simulate.py``) is named in the line, so the learner knows the CPU
+does the work. In a simulated runtime (``COURSE_SIMULATED``) a simulated TPU the framework
+cannot start is reported the same way and the CPU is used, rather than stopping the lesson.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -32,6 +45,7 @@ from utils.errors import CourseError
 
 __all__ = [
     "KINDS",
+    "TENSORFLOW_ONLY_KINDS",
     "DeviceError",
     "StrategyChoice",
     "DistributionChoice",
@@ -43,6 +57,8 @@ __all__ = [
 ]
 
 KINDS = ("auto", "default", "one_device", "cpu", "mirrored", "tpu")
+#: Kinds that exist only as ``tf.distribute`` strategies (no Keras-on-JAX counterpart).
+TENSORFLOW_ONLY_KINDS = ("default", "one_device", "mirrored")
 
 
 class DeviceError(CourseError, RuntimeError):
@@ -65,16 +81,25 @@ class _Choice:
     def __str__(self) -> str:
         return self.line
 
+    def scope(self) -> AbstractContextManager:
+        """The context in which the model is built and compiled."""
+        raise NotImplementedError
+
 
 @dataclass
 class StrategyChoice(_Choice):
     """A ``tf.distribute`` strategy and the one-line story of how it was chosen."""
 
     strategy: Any = None
+    backend = "tensorflow"
 
     @property
     def num_replicas(self) -> int:
         return int(self.strategy.num_replicas_in_sync)
+
+    def scope(self) -> AbstractContextManager:
+        """``strategy.scope()``: variables made inside are placed (and mirrored) by it."""
+        return self.strategy.scope()
 
 
 @dataclass
@@ -82,10 +107,47 @@ class DistributionChoice(_Choice):
     """A ``keras.distribution`` object (JAX backend) and how it was chosen."""
 
     distribution: Any = None
+    backend = "jax"
 
     @property
     def num_replicas(self) -> int:
         return len(self.devices)
+
+    def scope(self) -> AbstractContextManager:
+        """``distribution.scope()``: Keras lays out variables and batches over the devices."""
+        return self.distribution.scope()
+
+
+def _tensorflow_present() -> bool:
+    """TensorFlow can be imported here (a blocked or missing module counts as absent)."""
+    from utils.hardware import importable
+
+    return importable("tensorflow")
+
+
+def _keras_backend() -> str:
+    """The backend Keras runs on, or will run on when imported, without importing it."""
+    from utils.hardware import _keras_backend as backend
+
+    return backend(os.environ) or "tensorflow"
+
+
+def _unusable_gpus(framework_gpus: int, framework: str) -> str:
+    """A note for GPUs that nvidia-smi lists but ``framework`` does not see ("" if none)."""
+    if framework_gpus:
+        return ""
+    from utils.hardware import detect_gpus, simulated
+
+    listed, _ = detect_gpus()
+    if not listed:
+        return ""
+    names = ", ".join(sorted({gpu.name for gpu in listed}))
+    runtime = simulated()
+    why = (f"simulated by the {runtime} runtime: it computes nothing" if runtime else
+           f"a {framework} build without GPU support, or a CUDA and driver mismatch")
+    count = f"{len(listed)} GPUs" if len(listed) > 1 else "a GPU"
+    return (f" (nvidia-smi lists {count}, {names}, that {framework} cannot use: {why}; "
+            "the CPU does the work)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,14 +281,22 @@ def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
         replicas: for ``"mirrored"``, how many devices to use (default: all found).
         announce: print the line (it is also in the returned object's ``line``).
 
+    Where TensorFlow is absent or Keras runs on JAX, returns a :class:`DistributionChoice`
+    (``keras.distribution`` over the devices JAX sees) for ``"auto"``, ``"tpu"`` and
+    ``"cpu"``, without importing TensorFlow; ``virtual_cpus`` then sets JAX's CPU devices.
+
     Raises:
-        DeviceError: an unknown kind, no TPU for ``"tpu"``, more replicas than devices, or
-            virtual CPUs asked for after TensorFlow started.
+        DeviceError: an unknown kind, no TPU for ``"tpu"``, more replicas than devices,
+            virtual CPUs asked for after TensorFlow started, or a TensorFlow-only kind where
+            TensorFlow is absent or Keras runs on JAX.
     """
     if kind not in KINDS:
         raise DeviceError(f"unknown strategy {kind!r}; choose one of {', '.join(KINDS)}.")
     if replicas is not None and (not isinstance(replicas, int) or replicas < 1):
         raise DeviceError(f"replicas must be a whole number >= 1, got {replicas!r}.")
+    if not _tensorflow_present() or _keras_backend() == "jax":
+        return _choose_on_jax(kind, virtual_cpus=virtual_cpus, replicas=replicas,
+                              announce=announce)
     tf = _tf()
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     if gpus and not _tf_initialized(tf):
@@ -248,7 +318,13 @@ def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
     asked = repr(kind) + (f" with {replicas} replicas" if replicas else "")
 
     tpu_strategy, tpu_note = None, ""
-    if kind == "tpu":
+    if kind == "tpu" and _simulated_tpu():
+        try:
+            tpu_strategy = _connect_tpu(tf)
+        except DeviceError as error:
+            tpu_note = f" (TPU not usable: {error})"
+            kind, asked = "auto", asked + " (a simulated TPU, so 'auto')"
+    elif kind == "tpu":
         tpu_strategy = _connect_tpu(tf)
     elif kind == "auto":
         from utils.hardware import detect_tpu
@@ -264,7 +340,7 @@ def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
         return _done(_strategy_choice(tpu_strategy, asked, found, f"TPUStrategy over {cores} TPU "
                                     "cores", [f"TPU:{i}" for i in range(cores)]), announce)
 
-    found = _found(0, gpus, cpus) + tpu_note
+    found = _found(0, gpus, cpus) + tpu_note + _unusable_gpus(len(gpus), "TensorFlow")
     if kind == "default":
         return _done(_strategy_choice(tf.distribute.get_strategy(), asked, found,
                                     "the default strategy (no distribution)", []), announce)
@@ -290,6 +366,32 @@ def choose_strategy(kind: str = "auto", *, virtual_cpus: int | None = None,
     strategy = mirrored_strategy(chosen)
     return _done(_strategy_choice(strategy, asked, found, f"MirroredStrategy over {what}",
                                 chosen), announce)
+
+
+def _simulated_tpu() -> bool:
+    """A TPU is on the (simulated) PCI bus of a simulated runtime."""
+    from utils.hardware import detect_tpu, simulated
+
+    return bool(simulated()) and bool(detect_tpu().chips)
+
+
+def _choose_on_jax(kind: str, *, virtual_cpus: int | None, replicas: int | None,
+                   announce: bool) -> DistributionChoice:
+    """:func:`choose_strategy` where TensorFlow is absent or Keras runs on JAX."""
+    why = ("TensorFlow is not installed here (as on Colab's TPU runtime)"
+           if not _tensorflow_present() else "Keras runs on JAX in this kernel")
+    if kind in TENSORFLOW_ONLY_KINDS:
+        raise DeviceError(
+            f"strategy {kind!r} is a TensorFlow strategy (tf.distribute), and {why}. Use "
+            "'auto' (Keras's own keras.distribution over the devices JAX sees, the same "
+            "data parallelism), or run this notebook where TensorFlow is installed.")
+    if "keras" not in sys.modules and not _tensorflow_present():
+        os.environ["KERAS_BACKEND"] = "jax"  # the only backend here; set before Keras starts
+    if virtual_cpus:
+        configure_jax_cpu_devices(virtual_cpus)
+    choice = choose_distribution(kind, replicas=replicas, announce=False)
+    choice.found = f"{choice.found}; {why}"
+    return _done(choice, announce)
 
 
 def _strategy_choice(strategy: Any, asked: str, found: str, used: str,
@@ -336,15 +438,21 @@ def configure_jax_cpu_devices(n: int) -> None:
     os.environ["XLA_FLAGS"] = " ".join([*flags, flag])
 
 
-def choose_distribution(kind: str = "auto", *, announce: bool = True) -> DistributionChoice:
+def choose_distribution(kind: str = "auto", *, replicas: int | None = None,
+                        announce: bool = True) -> DistributionChoice:
     """``keras.distribution.DataParallel`` over the devices JAX sees (Keras on JAX only).
 
     Args:
         kind: ``"auto"`` (all devices of the best kind: TPU, GPU, else CPU), ``"tpu"``,
             ``"gpu"`` or ``"cpu"``.
+        replicas: use only the first ``replicas`` devices (default: all of them).
+
+    In a simulated runtime (``COURSE_SIMULATED``) a simulated TPU that JAX cannot see is
+    named in the line and the CPU is used, even when ``"tpu"`` is asked for.
 
     Raises:
-        DeviceError: Keras is not on the JAX backend, or the asked-for devices are absent.
+        DeviceError: Keras is not on the JAX backend, the asked-for devices are absent, or more
+            replicas than devices.
     """
     import keras
 
@@ -354,6 +462,9 @@ def choose_distribution(kind: str = "auto", *, announce: bool = True) -> Distrib
             f"keras.distribution needs the JAX backend, but this kernel runs Keras on "
             f"{backend!r}. Set KERAS_BACKEND=jax before Keras is imported (restart the kernel), "
             "or run the JAX part in a separate process.")
+    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)
+                                 or replicas < 1):
+        raise DeviceError(f"replicas must be a whole number >= 1, got {replicas!r}.")
     import jax
 
     by_kind = {}
@@ -363,6 +474,20 @@ def choose_distribution(kind: str = "auto", *, announce: bool = True) -> Distrib
         except RuntimeError:
             by_kind[platform] = []
     found = ", ".join(f"{len(v)} {k.upper()} device(s)" for k, v in by_kind.items() if v)
+    asked = repr(kind) + (f" with {replicas} replicas" if replicas else "")
+    if not by_kind["tpu"] and (kind in ("auto", "tpu")):
+        from utils.hardware import detect_tpu, simulated
+
+        tpu = detect_tpu()
+        if tpu.chips:
+            runtime = simulated()
+            found += (f" (a {tpu.version} is on the PCI bus but JAX sees no TPU"
+                      + (f": it is simulated ({runtime}) and computes nothing" if runtime else "")
+                      + ")")
+            if runtime and kind == "tpu":
+                kind, asked = "auto", asked + " (a simulated TPU, so 'auto')"
+    if not by_kind["gpu"] and kind in ("auto", "gpu"):
+        found += _unusable_gpus(0, "JAX")
     if kind == "auto":
         platform = next(k for k in ("tpu", "gpu", "cpu") if by_kind[k])
     elif kind in by_kind:
@@ -372,9 +497,15 @@ def choose_distribution(kind: str = "auto", *, announce: bool = True) -> Distrib
                               "a GPU or TPU runtime; or use 'auto'.")
     else:
         raise DeviceError(f"unknown device kind {kind!r}; choose auto, tpu, gpu or cpu.")
-    devices = [f"{platform}:{d.id}" for d in by_kind[platform]]
+    available = [f"{platform}:{d.id}" for d in by_kind[platform]]
+    if replicas is not None and replicas > len(available):
+        raise DeviceError(f"{replicas} replicas asked for, but JAX sees only {len(available)} "
+                          f"{platform.upper()} device(s); ask for at most {len(available)}, or "
+                          "configure more CPU devices before JAX starts (restart the kernel).")
+    devices = available[: replicas or len(available)]
     distribution = keras.distribution.DataParallel(devices=devices)
-    simulated = " (simulated on the host CPU)" if platform == "cpu" and len(devices) > 1 else ""
-    return _done(_distribution_choice(distribution, repr(kind), found,
+    simulated_cpus = " (simulated on the host CPU)" if platform == "cpu" and len(devices) > 1 \
+        else ""
+    return _done(_distribution_choice(distribution, asked, found,
                                     f"DataParallel over {len(devices)} {platform.upper()} "
-                                    f"device(s){simulated}", devices), announce)
+                                    f"device(s){simulated_cpus}", devices), announce)

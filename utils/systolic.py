@@ -36,7 +36,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SystolicArray", "MatmulRun", "simulate", "matmul_cycles", "utilisation"]
+from utils.errors import ArgumentError, number, whole_number
+
+__all__ = ["SystolicArray", "MatmulRun", "simulate", "matmul_cycles", "utilisation",
+           "plot_wavefront", "plot_utilisation"]
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,10 @@ class SystolicArray:
     clock_hz: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("rows", "cols"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"a systolic array needs {name} >= 1 (a whole number), "
-                                 f"got {value!r}.")
-        if self.clock_hz is not None and self.clock_hz <= 0:
-            raise ValueError(f"clock_hz must be positive, got {self.clock_hz!r}.")
+        whole_number(self.rows, "rows")
+        whole_number(self.cols, "cols")
+        if self.clock_hz is not None:
+            number(self.clock_hz, "clock_hz", above=0)
 
     @property
     def pes(self) -> int:
@@ -97,10 +97,6 @@ class MatmulRun:
         """Useful MACs over what the array could have done in the same cycles (0..1)."""
         return self.macs / (self.array.pes * self.cycles)
 
-    def seconds(self) -> float | None:
-        """Time at the array's clock, if it has one."""
-        return None if self.array.clock_hz is None else self.cycles / self.array.clock_hz
-
 
 def _accumulator_dtype(x: np.ndarray, w: np.ndarray) -> Any:
     if np.issubdtype(x.dtype, np.integer) and np.issubdtype(w.dtype, np.integer):
@@ -121,13 +117,13 @@ def simulate(x: Any, w: Any, array: SystolicArray, *, keep_frames: bool = False)
     Integer inputs (such as int8) accumulate in int32, as on the TPU; floats in float64.
 
     Raises:
-        ValueError: the shapes do not fit together.
+        ArgumentError: the shapes do not fit together.
     """
     x = np.asarray(x)
     w = np.asarray(w)
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0] or 0 in x.shape + w.shape:
-        raise ValueError(f"simulate needs x of shape (m, k) and w of shape (k, n) with the same "
-                         f"k > 0; got {x.shape} and {w.shape}.")
+        raise ArgumentError("the shapes of x and w", (x.shape, w.shape),
+                            "must be (m, k) and (k, n) with the same k > 0")
     m, k = x.shape
     n = w.shape[1]
     rows, cols = array.rows, array.cols
@@ -193,19 +189,13 @@ def simulate(x: Any, w: Any, array: SystolicArray, *, keep_frames: bool = False)
     )
 
 
-def _check_sizes(m: int, k: int, n: int) -> None:
-    for name, value in (("m", m), ("k", k), ("n", n)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"matrix dimension {name} must be a whole number >= 1, "
-                             f"got {value!r}.")
-
-
 def matmul_cycles(m: int, k: int, n: int, array: SystolicArray) -> int:
     """Cycles :func:`simulate` takes for an (m, k) x (k, n) product, by formula.
 
     ``rows + tiles x (m + rows + cols - 2)`` with ``tiles = ceil(k / rows) x ceil(n / cols)``.
     """
-    _check_sizes(m, k, n)
+    for name, value in (("m", m), ("k", k), ("n", n)):
+        whole_number(value, name)
     tiles = math.ceil(k / array.rows) * math.ceil(n / array.cols)
     return array.rows + tiles * (m + array.rows + array.cols - 2)
 
@@ -213,3 +203,56 @@ def matmul_cycles(m: int, k: int, n: int, array: SystolicArray) -> int:
 def utilisation(m: int, k: int, n: int, array: SystolicArray) -> float:
     """Fraction of the array's multiply-accumulate slots doing useful work (0..1)."""
     return m * k * n / (array.pes * matmul_cycles(m, k, n, array))
+
+
+def plot_wavefront(run: MatmulRun, cycles_shown: int = 5) -> Any:
+    """A few cycles of the first tile (orange = a cell multiplying) and the share of busy cells
+    in every cycle: the wavefront fills the grid and drains. ``run`` needs ``keep_frames``."""
+    import matplotlib.pyplot as plt
+
+    from utils.plotting import MEASURED
+
+    if run.frames is None:
+        raise ArgumentError("run", "a run without frames", "must come from "
+                            "simulate(..., keep_frames=True)")
+    shown = np.linspace(0, len(run.frames) - 1, cycles_shown).round().astype(int)
+    fig, axes = plt.subplots(1, len(shown) + 1, figsize=(12, 2.8),
+                             gridspec_kw={"width_ratios": [1] * len(shown) + [2]})
+    for ax, t in zip(axes, shown):
+        ax.imshow(run.frames[t], cmap="Oranges", vmin=0, vmax=1)
+        ax.set_title(f"cycle {t}")
+        ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+    axes[-1].plot(run.active_per_cycle / run.array.pes * 100, color=MEASURED)
+    axes[-1].set_xlabel("clock cycle")
+    axes[-1].set_ylabel("busy cells (%)")
+    axes[-1].set_title("fill, full, drain")
+    fig.tight_layout()
+    rows, cols = run.array.rows, run.array.cols
+    fig.suptitle(f"A {rows} x {cols} weight-stationary array, {run.shape[0]} inputs "
+                 "(orange = multiplying)", y=1.05)
+    return fig
+
+
+def plot_utilisation(array: SystolicArray, max_n: int = 8192, max_batch: int = 16384) -> Any:
+    """Utilisation of ``array`` (by :func:`utilisation`) for square n x n by n x n products, and
+    for one layer the size of the grid against the batch size. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from utils.plotting import REFERENCE
+
+    sizes = np.arange(64, max_n + 1, 64)
+    batches = np.unique(np.geomspace(1, max_batch, 57).astype(int))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(sizes, [100 * utilisation(int(n), int(n), int(n), array) for n in sizes],
+              color=REFERENCE)
+    left.set_xlabel("n of an n x n by n x n product (log scale)")
+    left.set_title(f"Square products on a {array.rows} x {array.cols} grid")
+    right.plot(batches, [100 * utilisation(int(b), array.rows, array.cols, array)
+                         for b in batches], color=REFERENCE)
+    right.set_xlabel(f"batch size (inputs through one {array.rows} x {array.cols} layer, "
+                     "log scale)")
+    right.set_title("Batching keeps the grid busy")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_ylabel("matrix-unit utilisation (%)")
+    return fig

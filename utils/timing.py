@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-__all__ = ["Stats", "benchmark", "synchronize", "Timer"]
+__all__ = ["Stats", "benchmark", "synchronize"]
 
 SyncMode = Literal["auto"] | Callable[[Any], None] | None
 
@@ -58,10 +58,6 @@ class Stats:
     @property
     def mean(self) -> float:
         return statistics.fmean(self.times)
-
-    @property
-    def stdev(self) -> float:
-        return statistics.stdev(self.times) if self.n > 1 else 0.0
 
     @property
     def iqr(self) -> float:
@@ -190,31 +186,3 @@ def benchmark(
         if total >= min_time and len(times) >= min_repeats:
             break
     return Stats(times=tuple(times), number=number, first_call=first, label=label)
-
-
-class Timer:
-    """Wall-clock time of a ``with`` block: ``with Timer() as t: ...; t.elapsed`` (seconds).
-
-    ``Timer("epoch", verbose=True)`` prints the time when the block ends.
-    """
-
-    def __init__(self, label: str = "", verbose: bool = False) -> None:
-        self.label = label
-        self.verbose = verbose
-        self.start: float | None = None
-        self.elapsed: float | None = None
-
-    def __enter__(self) -> "Timer":
-        self.start = time.perf_counter()
-        self.elapsed = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.elapsed = time.perf_counter() - (self.start or 0.0)
-        if self.verbose:
-            from utils.units import duration
-
-            print(f"{self.label or 'elapsed'}: {duration(self.elapsed)}")
-
-    def __repr__(self) -> str:
-        return f"Timer({self.label!r}, elapsed={self.elapsed})"

@@ -3,8 +3,9 @@
     python -m tests.benchmarks.bench_gemm [--profile default] [--seconds 10]
 
 Executes notebooks/01_flops_and_moores_law.ipynb through ``utils.runner`` (the ``default``
-profile unless told otherwise) into a temporary folder, reads the line the notebook prints,
-``Best NumPy float32 matmul: X GFLOP/s at n = N``, from the executed copy, then times its own
+profile unless told otherwise) into a temporary folder, reads the results the notebook
+recorded (``numpy_matmul_gflops_best`` and ``numpy_matmul_best_n``, through
+``utils.results.read_results``) from the executed copy, then times its own
 best-of NumPy GEMM at the same ``n`` with a bare ``time.perf_counter`` loop (not
 ``utils.timing``) and prints both rates and their ratio. The course asks for the two to agree
 within 5 %. Both are best-of figures: the fastest repeat, the one least disturbed by other
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -24,22 +24,21 @@ from pathlib import Path
 import numpy as np
 
 import utils
-from utils import notebooks as nbs
 from utils import runner
+from utils.results import read_results
 
 NOTEBOOK = utils.NOTEBOOKS_DIR / "01_flops_and_moores_law.ipynb"
-BEST_LINE = re.compile(r"Best NumPy float32 matmul: ([\d.]+) GFLOP/s at n = (\d+)")
+RATE, SIZE = "numpy_matmul_gflops_best", "numpy_matmul_best_n"
 
 
 def notebook_best(executed: Path) -> tuple[float, int]:
-    """The best matmul rate (GFLOP/s) and its size ``n`` printed in an executed lesson 01."""
-    for cell in nbs.read(executed).cells:
-        for output in cell.get("outputs", []):
-            match = BEST_LINE.search(output.get("text", ""))
-            if match:
-                return float(match.group(1)), int(match.group(2))
-    raise SystemExit(f"{executed}: no line matching {BEST_LINE.pattern!r}; did lesson 01 change "
-                     "what it prints?")
+    """The best matmul rate (GFLOP/s) and its size ``n`` recorded in an executed lesson 01."""
+    results = {result.name: result for result in read_results(executed)}
+    missing = [name for name in (RATE, SIZE) if name not in results]
+    if missing:
+        raise SystemExit(f"{executed}: lesson 01 recorded no {' or '.join(missing)}; did it "
+                         "stop early, or rename its results?")
+    return float(results[RATE].value), int(results[SIZE].value)
 
 
 def best_of_gemm(n: int, seconds: float = 10.0, seed: int = 0) -> tuple[float, int, int]:

@@ -1,0 +1,203 @@
+"""Every lesson on every simulated runtime (tests/simulate.py), in the smoke profile.
+
+A simulation fakes what the course reads to decide (nvidia-smi, the PCI bus, whether TensorFlow
+can be imported), never what computes: the CPU does every computation. So these tests check
+what each lesson *decides and says* on the runtime, and that it runs green; never a speed.
+
+Generic checks, for every lesson on every runtime:
+
+* the notebook runs to the end;
+* a simulated GPU or TPU the lesson names is said to be simulated (never shown as if it had
+  computed);
+* no result is recorded as TF32 where the GPU is simulated (the CPU computed it, in float32);
+* recorded numbers are finite.
+
+Per-lesson checks are phrases the executed notebook must show (``EXPECTED``).
+
+Run apart with ``pytest -m runtimes``; one runtime with ``-k colab-t4``; one lesson with
+``-k 00_``. Each (runtime, lesson) is its own test, so pytest-xdist spreads them over workers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+from simulate import RUNTIMES, environment
+
+import utils
+from utils import notebooks
+
+pytestmark = pytest.mark.runtimes
+
+#: The runtimes CI runs every lesson on. ``node-4gpu`` and ``binder`` change only what the
+#: report says (GPU count, memory limit), so they run lesson 00 alone.
+FULL = ("no-tensorflow", "colab-tpu", "colab-t4", "colab-a100", "gpu-unusable")
+REPORT_ONLY = ("node-4gpu", "binder")
+LESSONS = [path.stem for path in notebooks.discover()]
+
+#: Phrases each executed lesson must show on a runtime: (lesson prefix, runtime) -> phrases.
+EXPECTED: dict[tuple[str, str], tuple[str, ...]] = {
+    ("00", "no-tensorflow"): (
+        "no TensorFlow", "Keras runs on jax", "TensorFlow is not installed here",
+        "using DataParallel over", "simulated"),
+    ("00", "colab-tpu"): (
+        "a TPU v5e (1 chip(s), PCI bus)", "Keras runs on jax",
+        "a TPU v5e is on the PCI bus but JAX sees no TPU: it is simulated (colab-tpu)",
+        "using DataParallel over 1 CPU device(s)"),
+    ("00", "colab-t4"): (
+        "Tesla T4", "nvidia-smi lists a GPU, Tesla T4, that TensorFlow cannot use: simulated by "
+        "the colab-t4 runtime", "using OneDeviceStrategy on /device:CPU:0"),
+    ("00", "colab-a100"): (
+        "NVIDIA A100-SXM4-40GB", "compute capability 8.0, TF32",
+        "that TensorFlow cannot use: simulated by the colab-a100 runtime"),
+    ("00", "gpu-unusable"): (
+        "NVIDIA GeForce RTX 3080", "that TensorFlow cannot use"),
+    ("00", "node-4gpu"): (
+        "nvidia-smi lists 4 GPUs, NVIDIA A100-SXM4-80GB", "GPU 3"),
+    ("00", "binder"): ("binder", "container limit", "2.1 GB"),
+}
+
+#: Names of simulated devices: if a lesson shows one, it must also say it is simulated.
+SIMULATED_DEVICE_NAMES = {
+    name: [gpu["name"] for gpu in runtime.gpus] + (["TPU v5e"] if runtime.tpu_chips else [])
+    for name, runtime in RUNTIMES.items()}
+
+
+def _cases() -> list:
+    cases = [(runtime, lesson) for runtime in FULL for lesson in LESSONS]
+    cases += [(runtime, lesson) for runtime in REPORT_ONLY for lesson in LESSONS
+              if lesson.startswith("00")]
+    return [pytest.param(runtime, lesson, id=f"{runtime}-{lesson}") for runtime, lesson in cases]
+
+
+def _text(executed) -> str:
+    """Everything a learner reads in the executed notebook's outputs."""
+    parts = []
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            data = output.get("data", {})
+            parts.append(data.get("text/plain", ""))
+            parts.append(data.get("text/html", ""))
+            if output.get("output_type") == "error":
+                parts.append(f"{output.get('ename')}: {output.get('evalue')}")
+    return "\n".join(str(p) for p in parts)
+
+
+def run_on(runtime: str, lesson: str, tmp_path, monkeypatch):
+    """Execute ``lesson`` in the smoke profile with the kernel in ``runtime``."""
+    from utils import runner
+
+    for key, value in environment(runtime, tmp_path / "fakes").items():
+        monkeypatch.setenv(key, value)
+    runs = runner.plan([lesson], "smoke")
+    [result] = runner.execute(runs, tmp_path / "out", progress_bar=False, log=lambda s: None)
+    return result
+
+
+def test_every_runtime_is_exercised():
+    """The matrix in the README names the runtimes this module runs; keep them in step."""
+    assert set(FULL) | set(REPORT_ONLY) == set(RUNTIMES)
+    readme = (utils.REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Where each lesson runs", 1)[-1].split("\n## ", 1)[0]
+    for runtime in RUNTIMES:
+        assert f"`{runtime}`" in section, f"README's 'Where each lesson runs' misses {runtime}"
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("runtime, lesson", _cases())
+def test_lesson_on_simulated_runtime(runtime, lesson, tmp_path, monkeypatch):
+    import nbformat
+
+    from utils.results import read_results
+
+    result = run_on(runtime, lesson, tmp_path, monkeypatch)
+    assert result.status == "ok", f"{lesson} on {runtime}: {result.error}"
+    executed = nbformat.read(result.output, as_version=4)
+    text = _text(executed)
+
+    for device in SIMULATED_DEVICE_NAMES[runtime]:
+        if device in text:
+            assert "simulat" in text, (f"{lesson} on {runtime} shows {device} without saying "
+                                       "it is simulated")
+    results = read_results(executed)
+    for recorded in results:
+        if isinstance(recorded.value, float):
+            assert math.isfinite(recorded.value), f"{recorded} is not a finite number"
+        if RUNTIMES[runtime].gpus:
+            assert "tf32" not in recorded.name.lower(), (
+                f"{recorded} on {runtime}: the GPU is simulated, so the CPU computed it in "
+                "float32; nothing here is TF32")
+    for phrase in EXPECTED.get((lesson[:2], runtime), ()):
+        assert phrase in text, f"{lesson} on {runtime} does not say {phrase!r}"
+
+
+def test_simulation_harness_builds_what_it_says(tmp_path):
+    """The fakes themselves: nvidia-smi answers, TensorFlow is blocked, the TPU is on the bus."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **environment("colab-tpu", tmp_path / "tpu")}
+    code = ("import sys; from utils.hardware import hardware_report, importable; "
+            "r = hardware_report(); print(r.tpu.chips, r.tpu.version, r.simulated, "
+            "importable('tensorflow'), r.packages['tensorflow'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=utils.REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "TPU", "v5e", "colab-tpu", "False", "None"]
+
+    env = {**os.environ, **environment("node-4gpu", tmp_path / "gpus")}
+    query = ["nvidia-smi", "--query-gpu=name,memory.total,compute_cap,driver_version",
+             "--format=csv,noheader,nounits"]
+    out = subprocess.run(query, env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 4
+    assert out.stdout.splitlines()[0].startswith("NVIDIA A100-SXM4-80GB, 81920, 8.0, ")
+    bad = subprocess.run(["nvidia-smi", "--query-gpu=bogus", "--format=csv"], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a valid field" in bad.stdout
+    with pytest.raises(KeyError, match="unknown runtime 'colab-v100'"):
+        environment("colab-v100", tmp_path)
+
+
+def test_simulate_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tests.simulate", "colab-t4", "--", "nvidia-smi",
+                          "-L"], capture_output=True, text=True, cwd=utils.REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("GPU 0: Tesla T4") and "Simulated runtime colab-t4" in out.stderr
+    listing = subprocess.run([sys.executable, "-m", "tests.simulate", "--list"],
+                             capture_output=True, text=True, cwd=utils.REPO_ROOT)
+    assert all(name in listing.stdout for name in RUNTIMES)
+    status = subprocess.run([sys.executable, "-m", "tests.simulate", "no-tensorflow", "--",
+                             sys.executable, "-c", "import tensorflow"],
+                            capture_output=True, text=True, cwd=utils.REPO_ROOT)
+    assert status.returncode == 1 and "ModuleNotFoundError" in status.stderr
+
+
+@pytest.mark.timeout(600)
+def test_gpu_check_script_on_a_simulated_runtime(tmp_path):
+    """tests/device/gpu_check.py, prepared for a GPU machine without TensorFlow, run here on
+    the CPU with TensorFlow blocked: it runs the lesson and writes its results and log."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    env = {**os.environ, **environment("no-tensorflow", tmp_path / "fakes")}
+    done = subprocess.run([sys.executable, "tests/device/gpu_check.py", "--profile", "smoke",
+                           "--budget-s", "400", "--out", str(out), "--work", str(tmp_path / "w"),
+                           "00"], env=env, cwd=utils.REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [row["name"] for row in rows] == ["welcome_matmul_gflops"]
+    assert rows[0]["status"] == "ok" and rows[0]["device"] == "no GPU"
+    assert float(rows[0]["value"]) > 0 and rows[0]["profile"] == "smoke"
+    facts = json.loads((out / "environment.json").read_text())
+    assert facts["packages"]["tensorflow"] is None and facts["simulated"] == "no-tensorflow"
+    assert "00      ok" in (out / "gpu_check.log").read_text()
+    assert (out / "executed.tar.gz").stat().st_size > 0
