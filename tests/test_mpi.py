@@ -147,7 +147,7 @@ def test_fit_weighs_small_and_large_messages_alike():
 
 
 def test_fit_refuses_what_it_cannot_fit():
-    with pytest.raises(ValueError, match="nprocs >= 2"):
+    with pytest.raises(ValueError, match="nprocs = 1 must be a whole number >= 2"):
         mpi.fit_alpha_beta([1, 2], [1, 2], 1)
     with pytest.raises(ValueError, match="two"):
         mpi.fit_alpha_beta([1], [1], 2)
