@@ -12,15 +12,14 @@ skipped with one line saying how to enable them. ``pytest -m slurm`` runs them a
 
 from __future__ import annotations
 
+import dataclasses
 import re
-import sys
 import time
 
 import pytest
 
-import utils
 from slurm_cluster import HOW_TO_ENABLE, SlurmCluster, prerequisites
-from utils import cluster, slurm
+from utils import slurm
 from utils.slurm import JobFailed, SlurmError, SlurmJob
 
 pytestmark = pytest.mark.slurm
@@ -31,15 +30,9 @@ SIZES = (8, 1024, 65536)
 
 
 def small_job(**changes) -> SlurmJob:
-    """The lesson's own job, sized to this machine: 1 node, 2 tasks, CPU, this Python."""
-    settings = dict(nodes=1, tasks_per_node=2, gpus_per_node=0, cpus_per_task=1,
-                    time="00:05:00", job_name="course-test", python=sys.executable,
-                    course_dir=str(utils.REPO_ROOT), port_base=cluster.free_ports(1)[0],
-                    train_args=TRAIN, allreduce_sizes=SIZES)
-    settings.update(changes)
-    if settings["port_base"] > 65000:
-        settings["port_base"] = 20000 + settings["port_base"] % 40000
-    return SlurmJob(**settings)
+    """The lesson's own job (utils.slurm.small_cpu_job: 1 node, 2 tasks, CPU, this Python)."""
+    job = slurm.small_cpu_job(time="00:05:00", train_args=TRAIN, allreduce_sizes=SIZES)
+    return dataclasses.replace(job, job_name="course-test", **changes)
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,8 @@ from typing import Any
 from utils import processes
 from utils.errors import ArgumentError, CourseError, number, whole_number
 
-__all__ = ["SlurmError", "JobSpecError", "JobFailed", "SlurmJob", "SlurmRun", "sbatch_script",
+__all__ = ["SlurmError", "JobSpecError", "JobFailed", "SlurmJob", "SlurmRun", "small_cpu_job",
+           "sbatch_script",
            "slurm_problem", "submit", "show_job", "accounting", "telling_line", "TRAINING_MODULE",
            "ALLREDUCE_MODULE"]
 
@@ -129,6 +130,25 @@ class SlurmJob:
     def replicas(self) -> int:
         """Model replicas training in sync: one per GPU, or one per task on CPU nodes."""
         return self.nodes * self.gpus_per_node if self.gpus_per_node else self.tasks
+
+
+def small_cpu_job(*, tasks: int = 2, time: str = "00:10:00", account: str | None = None,
+                  partition: str | None = None, train_args: tuple = (),
+                  allreduce_sizes: tuple[int, ...] = ()) -> SlurmJob:
+    """Lesson 06's own job, small enough for any cluster and for the test machine: 1 node,
+    ``tasks`` tasks on CPUs (one replica each), run with this Python and this course folder
+    (a cluster's login and compute nodes share them), on a port base chosen at random."""
+    import sys
+
+    import utils
+    from utils.cluster import free_ports
+
+    return SlurmJob(nodes=1, tasks_per_node=tasks, gpus_per_node=0, cpus_per_task=1, time=time,
+                    job_name="lesson06", account=account, partition=partition,
+                    python=sys.executable, course_dir=str(utils.REPO_ROOT),
+                    port_base=20000 + free_ports(1)[0] % 40000,
+                    train_args=tuple(str(a) for a in train_args),
+                    allreduce_sizes=tuple(allreduce_sizes))
 
 
 def sbatch_script(job: SlurmJob) -> str:
