@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
 import utils
+from childprocs import alive, wait_until
+from childprocs import children_left as no_children_left
 from utils import cluster
 
 # A worker script's first lines: find the course, end with the launcher.
@@ -36,32 +37,8 @@ def script(tmp_path: Path, body: str, name: str = "worker.py") -> list[str]:
     return [sys.executable, str(path)]
 
 
-def no_children_left() -> list[psutil.Process]:
-    """Children of this test process that are still alive (zombies are reaped ones)."""
-    alive = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                alive.append(child)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
 def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_until(condition, timeout: float = 15.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+    return not alive(pid)
 
 
 # ------------------------------------------------------------------------------------------

@@ -13,34 +13,14 @@ import textwrap
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 import utils
+from childprocs import alive, children_left, pid_written_to, wait_until
 from utils import processes
 from utils.errors import ArgumentError
 
 PYTHON = sys.executable
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_until(condition, timeout: float = 15.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def children_left() -> list[psutil.Process]:
-    return [c for c in psutil.Process().children(recursive=True) if alive(c.pid)]
 
 
 def python(code: str) -> list[str]:
@@ -154,7 +134,8 @@ def test_a_timeout_stops_a_child_that_ignores_sigterm_and_its_grandchild(tmp_pat
     assert 3 <= time.monotonic() - start < 30
     assert "1 worker process(es) still running after 3 s" in str(caught.value)
     assert caught.value.running[0].lines == ["ready"]
-    assert len(pids_in(pids)) == 2 and not any(alive(p) for p in pids_in(pids))
+    assert len(pids_in(pids)) == 2
+    assert wait_until(lambda: not any(alive(p) for p in pids_in(pids)), 10)  # SIGKILL is async
     assert processes.running() == [] and children_left() == []
 
 
@@ -166,7 +147,7 @@ def test_an_error_in_the_caller_stops_every_child(tmp_path):
             group.start(stubborn(tmp_path, pids))
             assert wait_until(lambda: len(pids_in(pids)) == 4, 30)
             1 / 0
-    assert not any(alive(p) for p in pids_in(pids))
+    assert wait_until(lambda: not any(alive(p) for p in pids_in(pids)), 10)  # SIGKILL is async
     assert children_left() == []
 
 
@@ -306,18 +287,23 @@ except KeyboardInterrupt:
 
 
 @pytest.mark.timeout(180)
-def test_ctrl_c_stops_the_jax_child(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "killed"])
+def test_the_jax_child_ends_with_its_script(tmp_path, how):
+    """Ctrl-C in the script stops the JAX child; a script killed outright takes it along."""
     marker = tmp_path / "jax.pid"
     driver = start_driver(tmp_path, JAX_DRIVER, str(marker))
     try:
-        assert wait_until(lambda: marker.exists() and marker.read_text(), 120)
-        jax_pid = int(marker.read_text())
+        jax_pid = pid_written_to(marker)
         assert alive(jax_pid)
-        driver.send_signal(signal.SIGINT)
-        out, _ = driver.communicate(timeout=30)
+        if how == "ctrl-c":
+            driver.send_signal(signal.SIGINT)
+            out, _ = driver.communicate(timeout=30)
+            assert "Interrupted: stopped all 1 JAX process(es)." in out and "interrupted" in out
+        else:
+            driver.kill()
+            driver.wait(timeout=10)
     finally:
         driver.kill()
-    assert "Interrupted: stopped all 1 JAX process(es)." in out and "interrupted" in out
     assert wait_until(lambda: not alive(jax_pid), 10)
 
 
@@ -336,8 +322,7 @@ def test_kernel_interrupt_stops_the_jax_child(tmp_path):
         message_id = client.execute(
             source + f"run_in_jax_process(sleeper, devices=1, marker={str(marker)!r}, "
                      "echo=False)\n")
-        assert wait_until(lambda: marker.exists() and marker.read_text(), 120)
-        jax_pid = int(marker.read_text())
+        jax_pid = pid_written_to(marker)
         manager.interrupt_kernel()  # Kernel > Interrupt
         reply = client.get_shell_msg(timeout=60)
         while reply["parent_header"].get("msg_id") != message_id:
@@ -347,17 +332,3 @@ def test_kernel_interrupt_stops_the_jax_child(tmp_path):
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
-
-
-@pytest.mark.timeout(180)
-def test_a_killed_kernel_takes_its_jax_child_along(tmp_path):
-    marker = tmp_path / "jax.pid"
-    driver = start_driver(tmp_path, JAX_DRIVER, str(marker))
-    try:
-        assert wait_until(lambda: marker.exists() and marker.read_text(), 120)
-        jax_pid = int(marker.read_text())
-        driver.kill()
-        driver.wait(timeout=10)
-    finally:
-        driver.kill()
-    assert wait_until(lambda: not alive(jax_pid), 10)
