@@ -17,6 +17,7 @@ that ``SLURM_CONF`` in its environment.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,10 +57,16 @@ def prerequisites(install: bool = True) -> str | None:
         return f"{', '.join(_missing())} missing: {HOW_TO_ENABLE}"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    if result.returncode != 0:  # a fresh machine may have no package lists yet
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
+    with open(Path(tempfile.gettempdir()) / "course-slurm-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers install once, one at a time
+        if not _missing():
+            return None
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        if result.returncode != 0:  # a fresh machine may have no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env,
+                           timeout=600)
+            result = subprocess.run(command, capture_output=True, text=True, env=env,
+                                    timeout=600)
     if _missing():
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         return f"apt-get could not install Slurm ({tail[0]}): {HOW_TO_ENABLE}"
@@ -373,8 +381,6 @@ class _Network:
 
 
 if __name__ == "__main__":  # pragma: no cover (a tool for trying the lesson by hand)
-    import tempfile
-
     problem = prerequisites()
     if problem:
         raise SystemExit(problem)
