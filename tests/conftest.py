@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake /proc, /sys and cgroup tree, and helpers for subprocess checks."""
+"""Shared fixtures: a fake /proc, /sys and cgroup tree, and helpers for subprocess checks; the
+order in which tests start (the longest first, so parallel workers finish together)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ import pytest
 
 # Quiet TensorFlow in this process and in every kernel or subprocess a test starts.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Markers of the tests that take tens of seconds each (a notebook, a runtime, a cluster).
+SLOW_MARKERS = ("notebooks", "runtimes", "slurm", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the slow tests first. With pytest-xdist (``python3 course test`` runs one worker
+    per core) they are then spread over the workers from the start, and the many short tests
+    fill the gaps, instead of one worker ending alone on a long notebook."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in SLOW_MARKERS))
 
 INTEL_CORE = """\
 processor	: {n}

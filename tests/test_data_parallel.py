@@ -4,17 +4,22 @@ different device sets side by side, and clear refusals."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from conftest import run_python
 
 from utils.data_parallel import (
+    LOGICAL_GPU_MEMORY_SHARE,
     default_counts,
     draw_data_parallelism,
     max_weight_difference,
     plan_replicas,
 )
-from utils.parameters import ParameterError
+from utils.errors import ArgumentError
+from utils.hardware import GPUInfo, HardwareReport
+from utils.parameters import ParameterError, as_parameters
 
 # ---- the plan, before TensorFlow starts --------------------------------------------------------
 
@@ -27,51 +32,81 @@ def test_default_counts():
 
 
 def test_no_gpu_means_virtual_cpus():
-    plan = plan_replicas(None, gpus=0, virtual_cpus=4)
+    plan = plan_replicas(None, gpus=0, virtual_devices=4)
     assert (plan.kind, plan.devices, plan.counts, plan.virtual) == ("CPU", 4, (1, 2, 4), True)
     assert "no GPU found" in plan.line and "virtual CPU devices" in plan.line
     assert "not a speedup from more hardware" in plan.line
 
 
-def test_one_gpu_is_not_enough_to_mirror_over():
-    plan = plan_replicas(None, gpus=1, virtual_cpus=2)
-    assert plan.virtual and plan.counts == (1, 2)
-    assert "1 GPU found, and data parallelism needs at least two devices" in plan.line
+def faked_report(*gpus: GPUInfo) -> HardwareReport:
+    """A hardware report as hardware_report() gives it on a machine with these GPUs."""
+    from utils.hardware import CPUInfo, TPUInfo
+
+    return HardwareReport(runtime="colab", os="Linux", python="3.12", packages={},
+                          keras_backend="tensorflow", cpu=CPUInfo(), memory_total_gb=12.7,
+                          memory_available_gb=11.0, memory_limit_gb=None, gpus=list(gpus),
+                          tpu=TPUInfo())
+
+
+def test_one_gpu_is_split_into_logical_gpus_with_a_share_of_its_memory():
+    # the report of a Colab T4 (nvidia-smi: 15360 MiB), as the notebook passes it
+    report = faked_report(GPUInfo("Tesla T4", memory_gb=15.0, compute_capability="7.5"))
+    assert report.accelerator == "gpu"
+    plan = plan_replicas(None, gpus=report.gpus, virtual_devices=4, global_batch=64)
+    assert (plan.kind, plan.devices, plan.counts, plan.gpus) == ("logical GPU", 4, (1, 2, 4), 1)
+    assert plan.virtual  # four slices of one GPU: no more hardware than one replica has
+    assert plan.memory_limit_mb == int(15.0 * 1024 * LOGICAL_GPU_MEMORY_SHARE / 4)
+    assert plan.memory_limit_mb * 4 < 15.0 * 1024  # room left for CUDA's own context
+    line = plan.line
+    assert "1 GPU found" in line and "4 logical GPUs" in line
+    assert f"{plan.memory_limit_mb} MB each" in line
+    assert "what the all-reduce costs" in line and "not a speedup" in line
+    assert "virtual CPU" not in line  # the GPU is used, not left idle
+    # memory unknown (nvidia-smi without a memory column): a fixed, modest share
+    unknown = plan_replicas([1, 2], gpus=[GPUInfo("GPU")], virtual_devices=2)
+    assert unknown.kind == "logical GPU" and unknown.memory_limit_mb == 1024
 
 
 def test_several_gpus_are_the_replicas():
-    plan = plan_replicas(None, gpus=8, virtual_cpus=4)
+    plan = plan_replicas(None, gpus=8, virtual_devices=4)
     assert (plan.kind, plan.devices, plan.counts, plan.virtual) == ("GPU", 8, (1, 2, 4, 8), False)
     assert plan.line.startswith("8 GPUs found")
-    assert plan_replicas([4, 1, 2, 2], gpus=4, virtual_cpus=1).counts == (1, 2, 4)
+    assert plan_replicas([4, 1, 2, 2], gpus=4, virtual_devices=1).counts == (1, 2, 4)
+    report = faked_report(*[GPUInfo("Tesla V100-SXM2-16GB", memory_gb=16.0)] * 4)
+    assert plan_replicas(None, gpus=report.gpus, virtual_devices=2).counts == (1, 2, 4)
 
 
-def test_more_replicas_than_devices_is_refused_with_the_fix():
-    with pytest.raises(ParameterError) as info:
-        plan_replicas([1, 2, 8], gpus=0, virtual_cpus=4)
+def test_more_replicas_than_devices_is_refused_under_the_notebooks_name():
+    with pytest.raises(ArgumentError) as info:
+        plan_replicas([1, 2, 8], gpus=0, virtual_devices=4)
+    assert info.value.argument == "replicas"
     message = str(info.value)
-    assert "REPLICAS = [1, 2, 8] asks for 8 replicas" in message
-    assert "VIRTUAL_CPUS = 4 virtual CPU devices are configured" in message
-    assert "raise VIRTUAL_CPUS to 8" in message
-    with pytest.raises(ParameterError, match="this machine has 2 GPUs: ask for at most"):
-        plan_replicas([1, 4], gpus=2, virtual_cpus=8)
-    with pytest.raises(ParameterError, match=r"1 GPU is not enough to mirror over"):
-        plan_replicas([1, 4], gpus=1, virtual_cpus=2)
+    assert "replicas = [1, 2, 8] asks for 8 replicas, but the CPU is split into 4" in message
+    assert "split into 8 devices or drop the larger counts" in message
+    with pytest.raises(ParameterError) as info:  # as the notebook reports it
+        with as_parameters(replicas="REPLICAS"):
+            plan_replicas([1, 2, 8], gpus=0, virtual_devices=4)
+    assert str(info.value).startswith("REPLICAS = [1, 2, 8] asks for 8 replicas")
+    with pytest.raises(ArgumentError, match="this machine has 2 GPUs; ask for at most"):
+        plan_replicas([1, 4], gpus=2, virtual_devices=8)
+    with pytest.raises(ArgumentError, match="its one GPU is split into 2 logical GPUs"):
+        plan_replicas([1, 4], gpus=1, virtual_devices=2)
 
 
 def test_other_bad_plans_are_refused():
-    with pytest.raises(ParameterError, match="must include 1"):
-        plan_replicas([2, 4], gpus=0, virtual_cpus=4)
-    with pytest.raises(ParameterError, match="whole numbers >= 1"):
-        plan_replicas([1, 0], gpus=0, virtual_cpus=4)
-    assert plan_replicas([], gpus=0, virtual_cpus=4).counts == (1, 2, 4)  # empty: the default
-    with pytest.raises(ParameterError, match="VIRTUAL_CPUS = 0"):
-        plan_replicas(None, gpus=0, virtual_cpus=0)
-    with pytest.raises(ParameterError, match="GLOBAL_BATCH = 30 does not split evenly over 4 "
-                                             "replicas; choose a multiple of 4"):
-        plan_replicas(None, gpus=0, virtual_cpus=4, global_batch=30)
-    with pytest.raises(ParameterError, match="multiple of 6"):
-        plan_replicas([1, 2, 3], gpus=0, virtual_cpus=4, global_batch=8)
+    with pytest.raises(ArgumentError, match="must include 1"):
+        plan_replicas([2, 4], gpus=0, virtual_devices=4)
+    with pytest.raises(ArgumentError, match=r"replicas = \[1, 0\] must list whole numbers >= 1"):
+        plan_replicas([1, 0], gpus=0, virtual_devices=4)
+    assert plan_replicas([], gpus=0, virtual_devices=4).counts == (1, 2, 4)  # empty: the default
+    with pytest.raises(ArgumentError, match="virtual_devices = 0") as info:
+        plan_replicas(None, gpus=0, virtual_devices=0)
+    assert info.value.argument == "virtual_devices"
+    with pytest.raises(ArgumentError, match="global_batch = 30 does not split evenly over 4 "
+                                            "replicas; choose a multiple of 4"):
+        plan_replicas(None, gpus=0, virtual_devices=4, global_batch=30)
+    with pytest.raises(ArgumentError, match="multiple of 6"):
+        plan_replicas([1, 2, 3], gpus=0, virtual_devices=4, global_batch=8)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -83,7 +118,7 @@ def test_max_weight_difference():
     assert max_weight_difference(a, b) == 0.0
     b[1][2] = 1.5
     assert max_weight_difference(a, b) == 0.5
-    with pytest.raises(ValueError, match="same weight shapes"):
+    with pytest.raises(ArgumentError, match="same weight shapes"):
         max_weight_difference(a, [np.zeros((3, 2))])
 
 
@@ -100,7 +135,7 @@ def test_the_picture_has_a_shard_and_a_replica_per_device():
     assert any("/gpu:1" in t for t in texts) and any("device 2" in t for t in texts)
     assert any(t.startswith("all-reduce") and "/ 3" in t for t in texts)
     plt.close(fig)
-    with pytest.raises(ValueError):
+    with pytest.raises(ArgumentError):
         draw_data_parallelism(ax, replicas=0)
 
 
@@ -114,7 +149,7 @@ TOLERANCE = 1e-6
 SAME_WEIGHTS = """
 from utils.data_parallel import plan_replicas, setup_devices, max_weight_difference, model_weights
 from utils.strategy import mirrored_strategy
-plan = plan_replicas(None, gpus=0, virtual_cpus=4, global_batch=32)
+plan = plan_replicas(None, gpus=0, virtual_devices=4, global_batch=32)
 setup = setup_devices(plan)
 import keras, numpy as np, tensorflow as tf
 
@@ -151,7 +186,7 @@ def test_mirrored_on_virtual_devices_gives_the_weights_of_one_device():
     result = run_python(SAME_WEIGHTS)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "using MirroredStrategy over 4 virtual CPU device(s)" in out
+    assert "found no GPU; using MirroredStrategy over 4 virtual CPU devices" in out
     moved = float(values(out, "MOVED")[0][0])
     assert moved > 1e-3  # training did change the weights
     assert all(float(gap) == 0.0 for _, gap in values(out, "START"))  # same starting point
@@ -166,10 +201,10 @@ def test_refusals_are_one_clear_line_never_a_tensorflow_traceback():
         from utils.data_parallel import plan_replicas, setup_devices
         from utils.strategy import mirrored_strategy
         from utils.strategy import DeviceError
-        setup = setup_devices(plan_replicas(None, gpus=0, virtual_cpus=2), announce=False)
+        setup = setup_devices(plan_replicas(None, gpus=0, virtual_devices=2), announce=False)
         for call in (lambda: mirrored_strategy(setup.devices, 4),
                      lambda: mirrored_strategy(setup.devices, 0),
-                     lambda: setup_devices(plan_replicas(None, gpus=0, virtual_cpus=4))):
+                     lambda: setup_devices(plan_replicas(None, gpus=0, virtual_devices=4))):
             try:
                 call()
                 print('ACCEPTED')
@@ -185,15 +220,107 @@ def test_refusals_are_one_clear_line_never_a_tensorflow_traceback():
     assert "Traceback" not in result.stdout
 
 
-def test_one_gpu_plan_mirrors_over_virtual_cpus_and_says_why():
-    # a plan made on a machine with one GPU, carried out here (where TensorFlow sees no GPU)
+class FakeTensorFlow:
+    """Just enough of ``tf.config`` to split a GPU or the CPU, recording what the code asked for
+    (this machine's TensorFlow sees no GPU, so the call itself is tested, not its effect)."""
+
+    def __init__(self, gpus: int) -> None:
+        self.physical = {"GPU": [f"PhysicalDevice(GPU:{i})" for i in range(gpus)],
+                         "CPU": ["PhysicalDevice(CPU:0)"]}
+        self.logical = {kind: [f"/device:{kind}:{i}" for i in range(len(devices))]
+                        for kind, devices in self.physical.items()}
+        self.calls: list[tuple[str, list[int | None]]] = []
+        fake = self
+
+        class LogicalDeviceConfiguration:
+            def __init__(self, memory_limit=None):
+                self.memory_limit = memory_limit
+
+        class Device:
+            def __init__(self, name):
+                self.name = name
+
+        class Config:
+            def list_physical_devices(self, kind):
+                return list(fake.physical[kind])
+
+            def get_logical_device_configuration(self, device):
+                return None
+
+            def set_logical_device_configuration(self, device, configs):
+                fake.calls.append((device, [c.memory_limit for c in configs]))
+                kind = "GPU" if "GPU" in device else "CPU"
+                fake.logical[kind] = [f"/device:{kind}:{i}" for i in range(len(configs))]
+
+            def list_logical_devices(self, kind):
+                return [Device(name) for name in fake.logical[kind]]
+
+        Config.LogicalDeviceConfiguration = LogicalDeviceConfiguration
+        self.config = Config()
+
+
+def test_one_gpu_is_split_into_logical_gpus_for_mirrored_strategy(monkeypatch, capsys):
+    from utils.data_parallel import setup_devices
+
+    plan = plan_replicas(None, gpus=[GPUInfo("Tesla T4", memory_gb=15.0)], virtual_devices=4)
+    fake = FakeTensorFlow(gpus=1)
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+    setup = setup_devices(plan)
+    assert fake.calls == [("PhysicalDevice(GPU:0)", [plan.memory_limit_mb] * 4)]
+    assert setup.devices == [f"/device:GPU:{i}" for i in range(4)]
+    assert setup.plan is plan
+    printed = capsys.readouterr().out
+    assert f"4 logical GPUs of {plan.memory_limit_mb} MB each, which share that GPU" in printed
+
+
+def test_logical_gpus_set_too_late_ask_for_a_restart(monkeypatch):
+    from utils.data_parallel import configure_logical_gpus
+    from utils.strategy import DeviceError
+
+    fake = FakeTensorFlow(gpus=1)
+
+    def too_late(device, configs):
+        raise RuntimeError("Virtual devices cannot be modified after being initialized")
+
+    fake.config.set_logical_device_configuration = too_late
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+    with pytest.raises(DeviceError, match="Restart the kernel"):
+        configure_logical_gpus(4, 2048)
+    monkeypatch.setitem(sys.modules, "tensorflow", FakeTensorFlow(gpus=0))
+    with pytest.raises(DeviceError, match="sees no GPU"):
+        configure_logical_gpus(2, 2048)
+
+
+def test_a_simulated_gpu_is_said_to_be_simulated(monkeypatch, capsys):
+    # colab-t4 (tests/simulate.py): nvidia-smi lists a T4, TensorFlow sees none
+    from utils.data_parallel import setup_devices
+
+    monkeypatch.setenv("COURSE_SIMULATED", "colab-t4")
+    fake = FakeTensorFlow(gpus=0)
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+    plan = plan_replicas(None, gpus=[GPUInfo("Tesla T4", memory_gb=15.0)], virtual_devices=2)
+    setup = setup_devices(plan)
+    assert fake.calls == [("PhysicalDevice(CPU:0)", [None, None])]  # virtual CPUs, no limit
+    assert setup.plan.kind == "CPU" and setup.devices == ["/device:CPU:0", "/device:CPU:1"]
+    assert "simulated by the colab-t4 runtime: it computes nothing" in capsys.readouterr().out
+
+
+def test_a_gpu_tensorflow_cannot_use_falls_back_to_virtual_cpus_and_says_why(monkeypatch):
+    # the one-GPU plan of a machine where nvidia-smi sees a GPU but TensorFlow (as here) does not
+    monkeypatch.delenv("COURSE_SIMULATED", raising=False)
     result = run_python("""
-        from utils.data_parallel import ReplicaPlan, setup_devices
+        from utils.data_parallel import plan_replicas, setup_devices
+        from utils.hardware import GPUInfo
         from utils.strategy import mirrored_strategy
-        setup = setup_devices(ReplicaPlan("CPU", 3, (1, 2, 3), 1))
+        plan = plan_replicas(None, gpus=[GPUInfo("Tesla T4", memory_gb=15.0)], virtual_devices=3,
+                             global_batch=6)
+        setup = setup_devices(plan)
+        print("PLAN", setup.plan.kind, setup.plan.counts)
         print("DEVICES", len(setup.devices), mirrored_strategy(setup.devices, 3).num_replicas_in_sync)
     """)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "found 1 GPU(s) and 3 CPU device(s) (virtual)" in result.stdout
-    assert "one GPU cannot be mirrored over" in result.stdout
-    assert "DEVICES 3 3" in result.stdout
+    out = result.stdout
+    assert "found 1 GPU(s) that nvidia-smi reports but TensorFlow cannot use (a CPU-only" in out
+    assert "using 3 virtual CPU devices instead" in out
+    assert "PLAN CPU (1, 2, 3)" in out
+    assert "DEVICES 3 3" in out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import tarfile
+import textwrap
 import urllib.error
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import pytest
 
 from utils.datasets import (
     CIFAR10_CLASSES,
+    DatasetArgumentError,
     DatasetError,
+    array_batches,
     generate_images,
     load_dataset,
     make_pipeline,
@@ -125,8 +128,14 @@ def test_cifar10_asked_for_and_unreachable_is_refused(tmp_path, offline):
 def test_bad_arguments_are_refused_clearly():
     with pytest.raises(DatasetError, match="unknown dataset 'imagenet'.*'generated'"):
         load_dataset("imagenet")
-    with pytest.raises(DatasetError, match="train_size must be a whole number >= 1"):
+    with pytest.raises(DatasetError, match="train_size = -5 must be a whole number >= 1"):
         load_dataset("generated", train_size=-5)
+    with pytest.raises(DatasetArgumentError, match="resolution = 4 must be a whole number >= 8"):
+        load_dataset("generated", resolution=4)
+    with pytest.raises(DatasetArgumentError, match="num_classes = 1 must be a whole number >= 2"):
+        generate_images(3, 8, 1)
+    with pytest.raises(DatasetArgumentError, match="batch_size = 0"):
+        make_pipeline(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2), image_size=8, batch_size=0)
     with pytest.raises(DatasetError, match="more than CIFAR-10's 10,000 test"):
         load_dataset("cifar10", test_size=20_000)
 
@@ -192,6 +201,72 @@ def test_pipeline_resizes_caches_shuffles_batches():
     order = np.concatenate([b[1].numpy() for b in test])
     np.testing.assert_array_equal(order, labels)  # evaluation: every image, in order
     np.testing.assert_array_equal(next(iter(test))[0].numpy(), images[:16])  # no resize
+
+
+def test_array_batches_resize_shuffle_and_batch_like_the_pipeline():
+    images, labels = generate_images(50, 32, 10, seed=0)
+    train = array_batches(images, labels, image_size=67, batch_size=16, seed=1)
+    assert len(train) == 3  # 50 // 16: the partial batch is dropped when training
+    x, y = train[0]
+    assert x.shape == (16, 67, 67, 3) and x.dtype == np.uint8 and y.dtype == np.int32
+
+    def epoch(dataset):  # one pixel per image identifies it
+        pixels = np.concatenate([dataset[i][0][:, 33, 33, 0] for i in range(len(dataset))])
+        dataset.on_epoch_end()
+        return pixels
+
+    first, second = epoch(train), epoch(train)
+    assert not np.array_equal(first, second), "reshuffled every epoch"
+    resized = make_pipeline(images, labels, image_size=67, batch_size=50, training=False)
+    reference = next(iter(resized))[0].numpy()  # tf.image.resize, bilinear
+    ours = array_batches(images, labels, image_size=67, batch_size=50, training=False)[0][0]
+    assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1
+    test = array_batches(images, labels, image_size=32, batch_size=16, training=False)
+    assert len(test) == 4  # every image: the last batch is short
+    np.testing.assert_array_equal(np.concatenate([test[i][1] for i in range(4)]), labels)
+    np.testing.assert_array_equal(test[0][0], images[:16])  # no resize, kept in order
+    endless = train.repeated()
+    assert endless.num_batches is None and endless[7][0].shape == (16, 67, 67, 3)
+    with pytest.raises(DatasetArgumentError, match="batch_size = 64 is more than the 50"):
+        array_batches(images, labels, image_size=67, batch_size=64)
+
+
+# A kernel without TensorFlow, as on Colab's TPU runtime: the import system finds none. (Putting
+# None in sys.modules["tensorflow"] is not the same: Keras's preprocessing layers then believe
+# TensorFlow is loaded and fail to import it.)
+HIDE_TENSORFLOW = """
+import sys
+class Hidden:
+    def __init__(self, finder):
+        self.finder = finder
+    def find_spec(self, name, path=None, target=None):
+        return None if name.split(".")[0] == "tensorflow" else self.finder.find_spec(name, path, target)
+    def __getattr__(self, attr):
+        return getattr(self.finder, attr)
+sys.meta_path[:] = [Hidden(f) if getattr(f, "__name__", "") == "PathFinder" else f
+                    for f in sys.meta_path]
+"""
+
+
+def test_keras_on_jax_trains_from_array_batches_and_synthetic_batches():
+    from conftest import run_python
+
+    result = run_python(HIDE_TENSORFLOW + textwrap.dedent("""
+        import keras
+        from utils.datasets import array_batches, generate_images, synthetic_batches
+        from utils.models import build_alexnet
+        images, labels = generate_images(64, 32, 10)
+        model = build_alexnet(67, 10, 0.125)
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = model.fit(array_batches(images, labels, image_size=67, batch_size=16),
+                            epochs=1, verbose=0, shuffle=False)
+        synthetic = synthetic_batches(16, 67, 10)
+        model.fit(synthetic, steps_per_epoch=2, epochs=1, verbose=0)
+        print(keras.config.backend(), type(synthetic).__name__, len(history.history["loss"]),
+              "tensorflow" in sys.modules)
+    """), env={"KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-4:] == ["jax", "ArrayBatches", "1", "False"]
 
 
 def test_synthetic_batches_repeat_one_batch():

@@ -9,6 +9,7 @@ import pytest
 
 import utils
 from utils import data
+from utils.errors import ArgumentError
 from utils.interconnect import allreduce_bytes, links, ring_allreduce_seconds
 
 
@@ -19,6 +20,9 @@ def test_links_are_per_direction_with_sources():
     assert table["NVLink 2.0 (six links of a V100)"].gb_per_s == 6 * 25
     assert table["InfiniBand EDR (one 4x port)"].bandwidth_bytes_per_s == 100e9 / 8
     assert all(link.source for link in table.values())
+    # the chapter's "50 GB/s per NVLink 2.0 link" counts both directions
+    assert table["NVLink 2.0 (one link)"].both_directions_gb_per_s == 50
+    assert table["NVLink 2.0 (six links of a V100)"].both_directions_gb_per_s == 300
 
 
 def test_a_bad_bandwidth_names_line_and_column(tmp_path):
@@ -46,13 +50,24 @@ def test_ring_allreduce_follows_the_alpha_beta_formula():
 @pytest.mark.parametrize("args", [(-1, 4, 1e9), (1, 0, 1e9), (1, 2, 0.0), (1, 2, 1e9, -1),
                                   (1, 2.5, 1e9), (1, True, 1e9)])
 def test_ring_allreduce_refuses_bad_arguments(args):
+    with pytest.raises(ArgumentError):  # a ValueError too, for older callers
+        ring_allreduce_seconds(*args)
     with pytest.raises(ValueError):
         ring_allreduce_seconds(*args)
+
+
+def test_a_bad_argument_is_named():
+    with pytest.raises(ArgumentError, match="devices = 0 must be a whole number >= 1"):
+        ring_allreduce_seconds(1e6, 0, 1e9)
+    with pytest.raises(ArgumentError, match="bandwidth_bytes_per_s = 0 must be a number > 0"):
+        ring_allreduce_seconds(1e6, 2, 0)
 
 
 def test_allreduce_bytes():
     assert allreduce_bytes(62_378_344) == 249_513_376
     assert allreduce_bytes(10, 2) == 20
     for bad in (0, -5, 1.5, True):
-        with pytest.raises(ValueError):
+        with pytest.raises(ArgumentError, match="parameters"):
             allreduce_bytes(bad)
+    with pytest.raises(ArgumentError, match="bytes_per_value"):
+        allreduce_bytes(10, 0)

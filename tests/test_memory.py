@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -20,10 +19,12 @@ def test_this_process_has_memory():
 def test_pss_counts_shared_pages_once_across_children():
     if memory.MEMORY_METRIC != "pss":
         pytest.skip("this system reports no proportional set size")
-    code = "import numpy, time; time.sleep(20)"
-    children = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]
+    code = "import numpy, time; print('ready', flush=True); time.sleep(60)"
+    children = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+                for _ in range(3)]
     try:
-        time.sleep(3)  # let them import numpy
+        for child in children:  # each has imported NumPy
+            assert child.stdout.readline() == "ready\n"
         pss = children_bytes(metric="pss")
         rss = children_bytes(metric="rss")
         assert 0 < pss < rss  # the three share Python's and NumPy's libraries
@@ -34,7 +35,7 @@ def test_pss_counts_shared_pages_once_across_children():
 
 
 def test_peak_memory_sees_a_child_that_grows():
-    code = "b = bytearray(200_000_000); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
+    code = "b = bytearray(200_000_000); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.0)"
     with PeakMemory(interval=0.05) as peak:
         subprocess.run([sys.executable, "-c", code], check=True)
     assert peak.megabytes is not None and peak.megabytes > 150

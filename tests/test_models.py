@@ -7,20 +7,26 @@ from types import SimpleNamespace
 import pytest
 
 from utils import data
+from utils.errors import ArgumentError, CourseError
 from utils.models import (
+    FORMATS,
+    PRECISIONS,
     PRESETS,
+    ModelError,
+    PrecisionError,
     alexnet_layers,
     alexnet_table,
     check_alexnet_arguments,
-    check_precision,
+    check_precisions,
     count_params,
     forward_macs,
     memory_estimate,
     min_input_size,
     precision_support,
+    skipped_precisions,
     training_flops_per_image,
 )
-from utils.parameters import ParameterError
+from utils.parameters import ParameterError, as_parameters
 
 # The 2012 network, ungrouped, at 227x227 with 1000 classes, worked out by hand:
 # conv: k*k*c_in*c_out + c_out parameters, out*out*k*k*c_in*c_out multiply-adds.
@@ -98,14 +104,24 @@ def test_analytic_formula_for_other_sizes(input_size, classes, width):
 def test_too_small_inputs_and_bad_sizes_are_refused():
     assert min_input_size() == 67
     alexnet_layers(67, 10, 0.125)
-    with pytest.raises(ParameterError, match="at least 67x67"):
+    with pytest.raises(ModelError, match="input_size = 66 must be a whole number >= 67.*67x67"):
         alexnet_layers(66, 10)
-    with pytest.raises(ParameterError, match="at least 67x67"):
+    with pytest.raises(ModelError, match="at least 67x67"):
         check_alexnet_arguments(32, 10, 1.0)
-    with pytest.raises(ParameterError, match="num_classes"):
+    with pytest.raises(ModelError, match="num_classes = 1 must be a whole number >= 2"):
         alexnet_layers(227, 1)
-    with pytest.raises(ParameterError, match="width"):
+    with pytest.raises(ModelError, match="width = 0 must be a number > 0"):
         alexnet_layers(227, 10, 0)
+    with pytest.raises(ModelError, match="input_size = 99.5 must be a whole number"):
+        alexnet_layers(99.5, 10)
+    assert issubclass(ModelError, ArgumentError) and issubclass(ModelError, CourseError)
+    assert not issubclass(ModelError, ParameterError), "library code raises its own domain"
+
+
+def test_a_notebook_words_the_error_under_its_parameter():
+    with pytest.raises(ParameterError, match=r"^INPUT_SIZE = 32 must be a whole number >= 67"):
+        with as_parameters(input_size="INPUT_SIZE"):
+            check_alexnet_arguments(32, 10, 1.0)
 
 
 def test_presets_are_one_argument_apart_and_valid():
@@ -135,8 +151,10 @@ def test_memory_estimate_adds_up():
     assert sgd.total == sum(value for _, value in sgd.rows()[:-1])
     assert sgd.fraction_of(2 * sgd.total) == 0.5
     assert "total" in str(sgd)
-    with pytest.raises(ValueError, match="unknown optimizer"):
+    with pytest.raises(ModelError, match="optimizer = 'lamb' is an unknown optimizer"):
         memory_estimate(layers, 1, optimizer="lamb")
+    with pytest.raises(ModelError, match="batch_size = 0 must be a whole number >= 1"):
+        memory_estimate(layers, 0)
 
 
 def fake_report(accelerator, simd=(), cc=None, name="GPU"):
@@ -147,16 +165,49 @@ def fake_report(accelerator, simd=(), cc=None, name="GPU"):
 def test_precision_support_by_device():
     zen4 = fake_report("cpu", simd=["avx2", "avx512_bf16"])
     assert precision_support(zen4)["mixed_bfloat16"] is None
+    assert precision_support(zen4)["bfloat16"] is None  # the bare format, same answer
     assert "slow" in precision_support(zen4)["mixed_float16"]
     assert "emulated" in precision_support(fake_report("cpu", simd=["avx2"]))["mixed_bfloat16"]
-    check_precision("mixed_float16", zen4)  # runs on a CPU, slowly: measured, not refused
-    with pytest.raises(ParameterError, match="TPUs compute in bfloat16"):
-        check_precision("mixed_float16", fake_report("tpu"), name="PRECISIONS")
-    with pytest.raises(ParameterError, match="compute capability 7.5"):
-        check_precision("mixed_bfloat16", fake_report("gpu", cc="7.5", name="Tesla T4"))
-    check_precision("mixed_bfloat16", fake_report("gpu", cc="8.0", name="A100"))
-    with pytest.raises(ParameterError, match="not a precision"):
-        check_precision("float8", zen4)
+    assert precision_support(zen4)["tf32"].startswith("not supported: TF32 is a mode of NVIDIA")
+    t4 = fake_report("gpu", cc="7.5", name="Tesla T4")
+    a100 = fake_report("gpu", cc="8.0", name="A100")
+    assert "Tesla T4 (compute capability 7.5) has no TF32" in precision_support(t4)["tf32"]
+    assert precision_support(a100)["tf32"] is None and precision_support(a100)["bfloat16"] is None
+    assert precision_support(fake_report("tpu"))["tf32"].startswith("not supported")
+
+
+def test_default_lists_skip_what_the_device_lacks_explicit_requests_are_refused():
+    zen4 = fake_report("cpu", simd=["avx2", "avx512_bf16"])
+    t4 = fake_report("gpu", cc="7.5", name="Tesla T4")
+    for report in (zen4, t4, fake_report("tpu")):  # every format listed: nothing refused
+        check_precisions(list(PRECISIONS), report)
+        check_precisions(list(FORMATS), report, known=FORMATS)
+    assert skipped_precisions(PRECISIONS, t4) == {
+        "tf32": precision_support(t4)["tf32"], "mixed_bfloat16": precision_support(t4)[
+            "mixed_bfloat16"]}
+    assert list(skipped_precisions(FORMATS, fake_report("tpu"))) == ["tf32", "float16"]
+    assert skipped_precisions(PRECISIONS, zen4) == {"tf32": precision_support(zen4)["tf32"]}
+    assert list(skipped_precisions(PRECISIONS, zen4, slow=True)) == ["tf32", "mixed_float16"]
+    assert skipped_precisions(["mixed_bfloat16"], fake_report("cpu", simd=["avx2"]), slow=True)[
+        "mixed_bfloat16"] == ("this CPU has no bfloat16 instructions (emulated, slow); name it in a "
+                              "shorter list to measure it anyway")
+    check_precisions(["float32", "mixed_float16"], zen4)  # runs on a CPU, slowly: measured
+    with pytest.raises(PrecisionError, match="asks for 'mixed_bfloat16', which this GPU cannot "
+                                             "run.*compute capability 7.5"):
+        check_precisions(["float32", "mixed_bfloat16"], t4)
+    with pytest.raises(PrecisionError, match="TPUs compute in bfloat16"):
+        check_precisions(["mixed_float16"], fake_report("tpu"))
+    with pytest.raises(PrecisionError, match="names 'float8', a format the course does not"):
+        check_precisions(list(PRECISIONS) + ["float8"], zen4)
+    with pytest.raises(ParameterError, match=r"^PRECISIONS = \['tf32'\] asks for 'tf32'"):
+        with as_parameters(precisions="PRECISIONS"):
+            check_precisions(["tf32"], zen4)
+
+
+def test_gpu_info_tf32_flag_wins_over_the_compute_capability():
+    report = fake_report("gpu", cc=None, name="Some GPU")
+    report.gpus[0].tf32 = False
+    assert precision_support(report)["tf32"] == "not supported: Some GPU has no TF32"
 
 
 # ---- the Keras model ------------------------------------------------------------------------
@@ -166,13 +217,15 @@ def test_precision_support_by_device():
                                     dict(input_size=99, num_classes=10, width=0.25,
                                          grouped=True)])
 def test_keras_model_matches_the_arithmetic(kwargs):
-    from utils.models import build_alexnet, layer_params
+    from utils.models import build_alexnet
 
     model = build_alexnet(**kwargs)
     layers = alexnet_layers(kwargs["input_size"], kwargs["num_classes"], kwargs["width"],
                             grouped=kwargs.get("grouped", False), lrn=kwargs.get("lrn", False))
     assert model.count_params() == count_params(layers)
-    assert layer_params(model) == {s.name: s.params for s in layers if s.params}
+    built = {layer.name: int(layer.count_params()) for layer in model.layers
+             if layer.count_params()}
+    assert built == {s.name: s.params for s in layers if s.params}
     for spec in layers:
         if spec.kind in ("conv", "pool", "lrn", "dense"):
             assert tuple(model.get_layer(spec.name).output.shape[1:]) == spec.output_shape
@@ -229,3 +282,30 @@ def test_precision_support_for_the_cpu_of_a_gpu_machine():
     t4 = fake_report("gpu", simd=["avx2"], cc="7.5", name="Tesla T4")
     assert precision_support(t4)["mixed_bfloat16"].startswith("not supported")
     assert precision_support(t4, "cpu")["mixed_bfloat16"].startswith("runs, but")
+
+
+def test_build_alexnet_refuses_a_bad_dropout():
+    from utils.models import build_alexnet
+
+    with pytest.raises(ModelError, match="dropout = 1.0 must be a number >= 0 and < 1"):
+        build_alexnet(67, 10, 0.125, dropout=1.0)
+
+
+def test_alexnet_trains_on_jax_where_tensorflow_is_blocked_in_sys_modules():
+    """tests/simulate.py blocks TensorFlow with sys.modules['tensorflow'] = None. Keras's
+    preprocessing layers (Rescaling) then try to import TensorFlow and fail, so the model
+    must not use one."""
+    from conftest import run_python
+
+    result = run_python("""
+        import sys
+        sys.modules["tensorflow"] = None
+        import keras, numpy as np
+        from utils.models import build_alexnet
+        model = build_alexnet(67, 10, 0.125)
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        loss = model.train_on_batch(np.zeros((4, 67, 67, 3), np.uint8), np.zeros(4, np.int32))
+        print(keras.config.backend(), float(loss) > 0)
+    """, env={"KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["jax", "True"]

@@ -3,7 +3,6 @@ ResNet-50 on paper, and the published scaling data it is set against."""
 
 from __future__ import annotations
 
-import math
 import shutil
 
 import numpy as np
@@ -12,13 +11,17 @@ import pytest
 import utils
 from utils import data
 from utils.interconnect import ring_allreduce_seconds
+from utils.errors import ArgumentError
 from utils.scaling import (
     amdahl_speedup,
-    efficiency,
+    gustafson_fraction,
     gustafson_speedup,
     karp_flatt,
-    laws_table,
+    plot_cost_model,
+    plot_laws,
+    plot_scaling,
     predicted_efficiency,
+    published_scaling,
     resnet50_counts,
     scaling_table,
     speedup,
@@ -27,15 +30,12 @@ from utils.scaling import (
 # ---- speedup and efficiency ------------------------------------------------------------------
 
 
-def test_speedup_and_efficiency():
+def test_speedup():
     assert speedup(300.0, 100.0) == 3.0
-    assert efficiency(3.0, 4) == 0.75
-    assert efficiency(np.float64(2.0), np.int64(2)) == 1.0  # values out of pandas work too
+    assert speedup(np.float64(2.0), np.int64(1)) == 2.0  # values out of pandas work too
     for bad in (0, -1.0, float("nan"), True, "3"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ArgumentError, match="rate"):
             speedup(bad, 1.0)
-    with pytest.raises(ValueError):
-        efficiency(2.0, 0)
 
 
 def test_strong_scaling_table():
@@ -56,11 +56,11 @@ def test_weak_scaling_table():
 
 
 def test_scaling_table_refuses_what_cannot_be_measured():
-    with pytest.raises(ValueError, match="does not split evenly over 3"):
+    with pytest.raises(ArgumentError, match="does not split evenly over 3"):
         scaling_table([1, 3], [1.0, 2.0], mode="strong", batch=64)
-    with pytest.raises(ValueError, match="'strong' or 'weak'"):
+    with pytest.raises(ArgumentError, match="'strong' or 'weak'"):
         scaling_table([1, 2], [1.0, 2.0], mode="both", batch=64)
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ArgumentError, match="as long as replicas"):
         scaling_table([1, 2], [1.0], mode="weak", batch=8)
 
 
@@ -74,7 +74,7 @@ def test_amdahl():
     # never above 1 / s, approached as n grows
     assert amdahl_speedup(0.1, 10**9) == pytest.approx(10, rel=1e-6)
     assert all(amdahl_speedup(0.1, n) < 10 for n in (2, 64, 4096))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(ArgumentError, match=r"serial_fraction = 1.5 must be a number >= 0 and <= 1"):
         amdahl_speedup(1.5, 4)
 
 
@@ -85,22 +85,24 @@ def test_gustafson():
     assert gustafson_speedup(0.25, 1024) > amdahl_speedup(0.25, 1024)
 
 
-def test_karp_flatt_inverts_amdahl():
+def test_karp_flatt_inverts_amdahl_and_gustafson_fraction_inverts_gustafson():
     for s in (0.0, 0.01, 0.05, 0.3):
         for p in (2, 8, 100):
             assert karp_flatt(amdahl_speedup(s, p), p) == pytest.approx(s, abs=1e-12)
-    with pytest.raises(ValueError, match="at least 2 devices"):
-        karp_flatt(1.0, 1)
+            assert gustafson_fraction(gustafson_speedup(s, p), p) == pytest.approx(s, abs=1e-12)
+    for inverse in (karp_flatt, gustafson_fraction):
+        with pytest.raises(ArgumentError, match="devices = 1 must be a whole number >= 2"):
+            inverse(1.0, 1)
 
 
-def test_laws_table():
-    table = laws_table([0.0, 0.1], [2, 8])
-    assert len(table) == 4
-    assert set(table.columns) == {"serial_fraction", "n", "amdahl", "gustafson", "amdahl_limit"}
-    row = table[(table["serial_fraction"] == 0.1) & (table["n"] == 8)].iloc[0]
-    assert row["amdahl"] == pytest.approx(amdahl_speedup(0.1, 8))
-    assert row["amdahl_limit"] == pytest.approx(10)
-    assert math.isinf(table[table["serial_fraction"] == 0.0]["amdahl_limit"].iloc[0])
+def test_weak_scaling_data_read_with_each_law():
+    # AlexNet on the DGX-1 is weak scaling: Gustafson's s is the share of the 8-GPU step lost,
+    # close to 1 - efficiency; Amdahl's reading (Karp-Flatt) would cap the speedup, wrongly.
+    last = published_scaling()["AlexNet"].iloc[-1]
+    s = gustafson_fraction(last["speedup"], last["devices"])
+    assert s == pytest.approx((8 - 5.97) / 7)
+    assert s == pytest.approx(1 - last["efficiency_pct"] / 100, abs=0.05)
+    assert gustafson_speedup(s, 1024) > 1 / karp_flatt(last["speedup"], last["devices"])
 
 
 # ---- the cost model ----------------------------------------------------------------------------
@@ -117,7 +119,7 @@ def test_predicted_efficiency_with_and_without_overlap():
     # overlap cannot hide more than the compute time
     assert predicted_efficiency(0.001, n, 8, beta, overlap=1.0) == pytest.approx(
         0.001 / (0.001 + comm - 0.001))
-    with pytest.raises(ValueError, match="overlap"):
+    with pytest.raises(ArgumentError, match="overlap = 1.5"):
         predicted_efficiency(compute, n, 8, beta, overlap=1.5)
 
 
@@ -174,6 +176,49 @@ def test_references_are_numbers_and_add_up():
     dgx_alexnet = refs[(refs["hardware"] == "DGX-1 P100 NVLink") & (refs["model"] == "AlexNet")]
     assert list(dgx_alexnet["efficiency_pct"]) == [100.0, 94.7, 88.0, 74.6]
     assert set(dgx_alexnet["batch_per_device"]) == {512}
+
+
+def test_published_scaling_by_model():
+    published = published_scaling()
+    assert list(published) == ["AlexNet", "ResNet-50"]
+    assert list(published["AlexNet"]["devices"]) == [1, 2, 4, 8]
+    with pytest.raises(ArgumentError, match="no row for"):
+        published_scaling(models=("LeNet",))
+
+
+def test_the_plots_draw_what_they_are_given():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils.interconnect import links
+
+    published = published_scaling()
+    strong = scaling_table([1, 2, 4], [100.0, 150.0, 180.0], mode="strong", batch=64)
+    weak = scaling_table([1, 2, 4], [100.0, 190.0, 360.0], mode="weak", batch=32)
+    fig = plot_scaling(strong, weak, published, shared_hardware=True, title="here")
+    left, middle, right = fig.axes
+    assert list(left.lines[0].get_ydata()) == [100.0, 150.0, 180.0]
+    assert any("same hardware" in line.get_label() for line in middle.lines)
+    assert right.get_ylabel() == "parallel efficiency (%)"
+    plt.close(fig)
+    fig = plot_scaling(None, None, published, shared_hardware=False, title="published only")
+    assert not any("measured" in line.get_label() for line in fig.axes[1].lines)
+    plt.close(fig)
+    link_table = links()
+    fig = plot_cost_model({"AlexNet": (0.17, 249_513_376)}, link_table, published, measured=weak,
+                          largest=16)
+    curves = [line for line in fig.axes[0].lines if "model" in line.get_label()]
+    assert len(curves) == len(link_table)
+    assert list(curves[0].get_xdata()) == [1, 2, 4, 8, 16]
+    assert curves[0].get_ydata()[0] == 100.0  # one device all-reduces nothing
+    plt.close(fig)
+    fig = plot_laws(0.1, 8, published, strong, largest=64)
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert any(label.startswith("Amdahl") for label in labels)
+    assert any(label.startswith("Gustafson") for label in labels)
+    plt.close(fig)
 
 
 def test_a_malformed_reference_names_the_line(tmp_path):

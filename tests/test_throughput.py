@@ -7,6 +7,7 @@ import math
 import pytest
 from conftest import run_python
 
+from utils.errors import ArgumentError
 from utils.throughput import ThroughputMeter
 
 
@@ -70,9 +71,11 @@ def test_several_steps_per_call_and_epochs():
 def test_nothing_measured_and_bad_arguments():
     result = ThroughputMeter(4).result()
     assert math.isnan(result.images_per_s) and "no training step" in str(result)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ArgumentError, match="batch_size = 0 must be a whole number >= 1"):
         ThroughputMeter(0)
-    with pytest.raises(ValueError, match="warmup_steps"):
+    with pytest.raises(ArgumentError, match="batch_size = 2.0 must be a whole number"):
+        ThroughputMeter(2.0)
+    with pytest.raises(ArgumentError, match="warmup_steps = -1 must be a whole number >= 0"):
         ThroughputMeter(4, warmup_steps=-1)
 
 
@@ -118,3 +121,25 @@ def test_importing_the_module_does_not_import_keras():
                         "'tensorflow' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False False"
+
+
+def test_plot_history_draws_training_validation_and_chance():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils.throughput import plot_history
+
+    history = {"loss": [2.3, 1.9, 1.5], "val_loss": [2.2, 2.0, 1.8],
+               "accuracy": [0.1, 0.3, 0.5], "val_accuracy": [0.12, 0.25, 0.4]}
+    fig = plot_history(history, chance=0.1, title="AlexNet")
+    loss_ax, accuracy_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["training", "validation"]
+    assert list(accuracy_ax.get_lines()[1].get_ydata()) == history["val_accuracy"]
+    assert accuracy_ax.get_lines()[-1].get_label() == "chance"
+    assert loss_ax.get_ylabel() == "cross-entropy loss" and fig._suptitle.get_text() == "AlexNet"
+    plt.close(fig)
+    only_training = plot_history({"loss": [1.0], "accuracy": [0.5]})
+    assert [line.get_label() for line in only_training.axes[0].get_lines()] == ["training"]
+    plt.close(only_training)

@@ -14,11 +14,12 @@ fastest repeat (``best_gb_per_s``); write-allocate traffic is not counted, as in
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
+from utils.errors import ArgumentError, number, whole_number
+from utils.hardware import usable_core_count
 from utils.timing import Stats, benchmark
 
 __all__ = ["BandwidthResult", "stream", "BYTES_PER_ELEMENT"]
@@ -49,13 +50,6 @@ class BandwidthResult:
                 f"3 arrays of {self.array_mb:.0f} MB, median of {self.stats.n})")
 
 
-def _usable_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def stream(kernel: Literal["copy", "scale", "add", "triad"] = "triad", *,
            array_mb: float = 128.0, threads: int | None = None, min_time: float = 0.5,
            min_repeats: int = 5) -> BandwidthResult:
@@ -66,16 +60,17 @@ def stream(kernel: Literal["copy", "scale", "add", "triad"] = "triad", *,
             (a = b + s*c).
         array_mb: size of each of the three float64 arrays. STREAM asks for at least four
             times the last-level cache; smaller arrays measure cache bandwidth instead.
-        threads: worker threads (default: the CPUs this process may use).
+        threads: worker threads (default: :func:`utils.hardware.usable_core_count`, the
+            cores this process may keep busy, CPU quota and affinity respected).
         min_time, min_repeats: passed to :func:`utils.timing.benchmark`.
     """
     import numpy as np
 
     if kernel not in BYTES_PER_ELEMENT:
-        raise ValueError(f"unknown STREAM kernel {kernel!r}; choose copy, scale, add or triad.")
-    if array_mb <= 0:
-        raise ValueError(f"array_mb must be positive, got {array_mb}.")
-    threads = threads or _usable_threads()
+        raise ArgumentError("kernel", kernel, "is an unknown STREAM kernel",
+                            "choose copy, scale, add or triad")
+    number(array_mb, "array_mb", above=0, hint="it is the size of each array in MB")
+    threads = usable_core_count() if threads is None else whole_number(threads, "threads")
     n = max(_BLOCK, int(array_mb * 1e6 / 8))
     a = np.zeros(n)
     b = np.full(n, 1.0)

@@ -15,12 +15,17 @@
   line saying why.
 
 :func:`make_pipeline` turns arrays into a ``tf.data`` input pipeline (resize, cache, shuffle,
-batch, prefetch); :func:`synthetic_batches` is the "synthetic data" of GPU benchmarks: one
-random batch repeated, no input pipeline at all, to measure the model alone.
+batch, prefetch); it needs TensorFlow. :func:`array_batches` does the same steps for any Keras
+backend (a ``keras.utils.PyDataset``: resized once, reshuffled every epoch), which is what feeds
+Keras on JAX where TensorFlow is absent (Colab's TPU runtime). :func:`synthetic_batches` is the
+"synthetic data" of GPU benchmarks: one random batch repeated, no input pipeline at all, to
+measure the model alone (a ``tf.data`` dataset on the TensorFlow backend, a ``PyDataset``
+otherwise).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils.errors import CourseError
+from utils.errors import ArgumentError, CourseError, whole_number
 
 __all__ = [
     "DATASETS",
@@ -36,11 +41,13 @@ __all__ = [
     "CIFAR10_ORIGIN",
     "CIFAR10_SHA256",
     "DatasetError",
+    "DatasetArgumentError",
     "ImageDataset",
     "load_dataset",
     "generate_images",
     "cifar10_folder",
     "make_pipeline",
+    "array_batches",
     "synthetic_batches",
 ]
 
@@ -57,6 +64,10 @@ _CIFAR10_BATCH = 10_000
 
 class DatasetError(CourseError, ValueError):
     """The dataset asked for cannot be loaded; the message says why and what to do."""
+
+
+class DatasetArgumentError(ArgumentError, DatasetError):
+    """A size or count the dataset functions cannot take (a :class:`DatasetError` too)."""
 
 
 @dataclass
@@ -112,8 +123,9 @@ def generate_images(count: int, resolution: int = 32, num_classes: int = 10, *,
     """
     import numpy as np
 
-    if count < 0 or resolution < 1 or num_classes < 2:
-        raise ValueError("generate_images needs count >= 0, resolution >= 1, num_classes >= 2")
+    whole_number(count, "count", minimum=0, error=DatasetArgumentError)
+    whole_number(resolution, "resolution", error=DatasetArgumentError)
+    whole_number(num_classes, "num_classes", minimum=2, error=DatasetArgumentError)
     rng = np.random.default_rng(seed)
     labels = (np.arange(count) % num_classes).astype(np.int32)
     rng.shuffle(labels)
@@ -273,17 +285,15 @@ def load_dataset(name: str = "auto", *, train_size: int | None = None,
         raise DatasetError(f"unknown dataset {name!r}; choose one of "
                            f"{', '.join(repr(d) for d in DATASETS)}.")
     for label, value in (("train_size", train_size), ("test_size", test_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
-            raise DatasetError(f"{label} must be a whole number >= 1, got {value!r}.")
+        if value is not None:
+            whole_number(value, label, error=DatasetArgumentError)
     if train_size is not None and train_size > 5 * _CIFAR10_BATCH and name != "generated":
         raise DatasetError(f"train_size = {train_size:,} is more than CIFAR-10's 50,000 "
                            "training images.")
     if test_size is not None and test_size > _CIFAR10_BATCH and name != "generated":
         raise DatasetError(f"test_size = {test_size:,} is more than CIFAR-10's 10,000 test "
                            "images.")
-    if not isinstance(resolution, int) or resolution < 8:
-        raise DatasetError(f"resolution must be a whole number >= 8, got {resolution!r}.")
+    whole_number(resolution, "resolution", minimum=8, error=DatasetArgumentError)
 
     note = ""
     if name in ("auto", "cifar10"):
@@ -335,8 +345,8 @@ def make_pipeline(images: Any, labels: Any, *, image_size: int, batch_size: int,
     """
     import tensorflow as tf
 
-    if batch_size < 1 or image_size < 1:
-        raise ValueError("make_pipeline needs batch_size >= 1 and image_size >= 1")
+    whole_number(batch_size, "batch_size", error=DatasetArgumentError)
+    whole_number(image_size, "image_size", error=DatasetArgumentError)
     autotune = tf.data.AUTOTUNE
     drop = training if drop_remainder is None else drop_remainder
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
@@ -355,15 +365,120 @@ def make_pipeline(images: Any, labels: Any, *, image_size: int, batch_size: int,
     return dataset.prefetch(autotune)
 
 
+# --------------------------------------------------------------------------------------------
+# Any Keras backend
+# --------------------------------------------------------------------------------------------
+
+def resize_images(images: Any, image_size: int, *, chunk: int = 256) -> Any:
+    """``images`` (uint8, N x H x W x 3) resized to ``image_size`` pixels a side, as uint8,
+    with ``keras.ops.image.resize`` (bilinear, like ``tf.image.resize``) a chunk at a time."""
+    import numpy as np
+    from keras import ops
+
+    whole_number(image_size, "image_size", error=DatasetArgumentError)
+    if images.shape[1] == image_size and images.shape[2] == image_size:
+        return images
+    out = np.empty((len(images), image_size, image_size, images.shape[-1]), dtype=np.uint8)
+    for start in range(0, len(images), chunk):
+        block = ops.image.resize(images[start:start + chunk].astype("float32"),
+                                 (image_size, image_size))
+        out[start:start + chunk] = np.clip(np.round(ops.convert_to_numpy(block)), 0, 255)
+    return out
+
+
+@functools.cache
+def _array_batches_class() -> Any:
+    import keras
+    import numpy as np
+
+    class ArrayBatches(keras.utils.PyDataset):
+        """Batches from in-memory arrays for any Keras backend (see :func:`array_batches`).
+
+        ``repeat=True`` makes it endless (pass ``steps_per_epoch`` to ``fit``), like
+        ``tf.data``'s ``repeat()``.
+        """
+
+        def __init__(self, images: Any, labels: Any, batch_size: int, training: bool,
+                     seed: int, repeat: bool = False) -> None:
+            super().__init__()
+            self.images, self.labels = images, np.asarray(labels, dtype=np.int32)
+            self.batch_size, self.training, self.repeat = batch_size, training, repeat
+            self.rng = np.random.default_rng(seed)
+            self.order = np.arange(len(images))
+            self.on_epoch_end()
+
+        @property
+        def num_batches(self) -> int | None:
+            if self.repeat:
+                return None
+            whole, part = divmod(len(self.images), self.batch_size)
+            return whole if self.training or not part else whole + 1
+
+        def __len__(self) -> int:
+            if self.num_batches is None:
+                raise TypeError("an endless ArrayBatches has no length")
+            return self.num_batches
+
+        def __getitem__(self, index: int) -> tuple[Any, Any]:
+            per_epoch = len(self.images) // self.batch_size if self.training else -(
+                -len(self.images) // self.batch_size)
+            index = index % max(1, per_epoch)
+            if self.repeat and index == 0:
+                self.on_epoch_end()  # an endless stream reshuffles at each pass
+            chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+            return self.images[chosen], self.labels[chosen]
+
+        def on_epoch_end(self) -> None:
+            if self.training:
+                self.rng.shuffle(self.order)
+
+        def repeated(self) -> "ArrayBatches":
+            """The same batches, endlessly (``tf.data``'s ``repeat()``); shares the arrays."""
+            return type(self)(self.images, self.labels, self.batch_size, self.training,
+                              int(self.rng.integers(2**31)), repeat=True)
+
+    return ArrayBatches
+
+
+def array_batches(images: Any, labels: Any, *, image_size: int, batch_size: int,
+                  training: bool = True, seed: int = 0, repeat: bool = False) -> Any:
+    """The input pipeline for any Keras backend: a ``keras.utils.PyDataset``.
+
+    The images are resized once to ``image_size`` and kept in memory as uint8 (the cache);
+    training batches come in a new order every epoch, full batches only (so images per second
+    is batch size over step time); test batches keep their order and the last one may be
+    short. It does in NumPy what :func:`make_pipeline` does with ``tf.data``, without
+    ``tf.data``'s parallel map and prefetch, so it runs where TensorFlow is absent (Keras on
+    JAX). Pass ``shuffle=False`` to ``fit``: it shuffles itself.
+    """
+    whole_number(batch_size, "batch_size", error=DatasetArgumentError)
+    if training and len(images) < batch_size:
+        raise DatasetArgumentError("batch_size", batch_size,
+                                   f"is more than the {len(images)} images given",
+                                   "every training step needs a full batch")
+    resized = resize_images(images, image_size)
+    return _array_batches_class()(resized, labels, batch_size, training, seed, repeat)
+
+
 def synthetic_batches(batch_size: int, image_size: int, num_classes: int, *,
                       seed: int = 0) -> Any:
     """"Synthetic data" as GPU benchmarks use the term: one random uint8 batch, built once and
     repeated forever, so a training step measures the model alone. Pass ``steps_per_epoch``
-    to ``fit``."""
-    import numpy as np
-    import tensorflow as tf
+    to ``fit``.
 
+    On Keras's TensorFlow backend it is a ``tf.data`` dataset (a ``tf.distribute`` strategy
+    splits it over replicas); on any other backend an endless ``keras.utils.PyDataset``.
+    """
+    import keras
+    import numpy as np
+
+    whole_number(batch_size, "batch_size", error=DatasetArgumentError)
+    whole_number(image_size, "image_size", error=DatasetArgumentError)
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, num_classes, batch_size, dtype=np.int32)
+    if keras.config.backend() != "tensorflow":
+        return _array_batches_class()(images, labels, batch_size, False, seed, repeat=True)
+    import tensorflow as tf
+
     return tf.data.Dataset.from_tensors((images, labels)).repeat()

@@ -1,5 +1,8 @@
 """Links between devices and the cost of a ring all-reduce over them (the alpha-beta model).
 
+Used by lessons 05 (why AlexNet scales worse than ResNet-50) and 06 (the measured all-reduce
+against the chapter's links).
+
 Data-parallel training all-reduces one gradient value per parameter after every step. The ring
 algorithm (NCCL, Horovod, MPI libraries) passes the data around ``p`` devices in ``p`` chunks,
 twice (reduce-scatter, then all-gather): ``2(p-1)`` messages of ``n/p`` bytes, so
@@ -8,13 +11,18 @@ twice (reduce-scatter, then all-gather): ``2(p-1)`` messages of ``n/p`` bytes, s
 
 with ``alpha`` the latency of one message and ``B`` the bandwidth of one link in one direction
 (each device sends to one neighbour while it receives from the other). Running two rings in
-opposite directions over full-duplex links, as NCCL does, halves the second term. Reference
-links come from data/interconnects.csv.
+opposite directions over full-duplex links, as NCCL does, halves the second term.
+
+Every bandwidth here is **per direction**, as in data/interconnects.csv. Vendors often quote a
+link counting both directions (NVLink 2.0's "50 GB/s per link"); :attr:`Link.both_directions_gb_per_s`
+gives that figure, computed, so a lesson can say which one the chapter means.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from utils.errors import number, whole_number
 
 __all__ = ["GRADIENT_BYTES", "Link", "links", "allreduce_bytes", "ring_allreduce_seconds"]
 
@@ -37,6 +45,11 @@ class Link:
         """Bandwidth in one direction, GB/s (10**9 bytes/s)."""
         return self.bandwidth_bytes_per_s / 1e9
 
+    @property
+    def both_directions_gb_per_s(self) -> float:
+        """Both directions together, GB/s: the figure data sheets often quote per link."""
+        return 2 * self.gb_per_s
+
 
 def links(data_dir: object = None) -> dict[str, Link]:
     """The reference links of data/interconnects.csv, by name, in the file's order."""
@@ -49,25 +62,28 @@ def links(data_dir: object = None) -> dict[str, Link]:
 
 
 def allreduce_bytes(parameters: int, bytes_per_value: int = GRADIENT_BYTES) -> int:
-    """Bytes of gradients each replica all-reduces per step: one value per parameter."""
-    if isinstance(parameters, bool) or not isinstance(parameters, int) or parameters < 1:
-        raise ValueError(f"parameters must be a whole number >= 1, got {parameters!r}.")
-    if bytes_per_value < 1:
-        raise ValueError(f"bytes_per_value must be >= 1, got {bytes_per_value!r}.")
-    return parameters * bytes_per_value
+    """Bytes of gradients each replica all-reduces per step: one value per parameter.
+
+    Raises:
+        ArgumentError: ``parameters`` or ``bytes_per_value`` is not a whole number >= 1.
+    """
+    return (whole_number(parameters, "parameters", minimum=1)
+            * whole_number(bytes_per_value, "bytes_per_value", minimum=1))
 
 
 def ring_allreduce_seconds(nbytes: float, devices: int, bandwidth_bytes_per_s: float,
                            latency_s: float = 0.0) -> float:
     """Alpha-beta time of a ring all-reduce of ``nbytes`` over ``devices`` devices:
-    ``2(p-1) * latency_s + 2(p-1)/p * nbytes / bandwidth``. One device communicates nothing."""
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"devices must be a whole number >= 1, got {devices!r}.")
-    if nbytes < 0 or latency_s < 0:
-        raise ValueError("nbytes and latency_s must be >= 0.")
-    if not bandwidth_bytes_per_s > 0:
-        raise ValueError("bandwidth_bytes_per_s must be positive.")
-    if devices == 1:
+    ``2(p-1) * latency_s + 2(p-1)/p * nbytes / bandwidth``. One device communicates nothing.
+
+    Raises:
+        ArgumentError: ``devices`` is not a whole number >= 1, ``nbytes`` or ``latency_s`` is
+            negative, or the bandwidth is not positive.
+    """
+    p = whole_number(devices, "devices", minimum=1)
+    n = number(nbytes, "nbytes", minimum=0)
+    alpha = number(latency_s, "latency_s", minimum=0)
+    beta = number(bandwidth_bytes_per_s, "bandwidth_bytes_per_s", above=0)
+    if p == 1:
         return 0.0
-    p = devices
-    return 2 * (p - 1) * latency_s + 2 * (p - 1) / p * nbytes / bandwidth_bytes_per_s
+    return 2 * (p - 1) * alpha + 2 * (p - 1) / p * n / beta

@@ -18,7 +18,7 @@ Two views of the same network:
   computes gradients for both inputs and weights).
 * :func:`build_alexnet` returns the Keras model. It uses Keras layers and ``keras.ops`` only, so
   it runs on the TensorFlow and the JAX backends. Its input is ``uint8`` or float pixels in
-  [0, 255] (a ``Rescaling`` layer divides by 255); its output is float32 logits (also under a
+  [0, 255] (divided by 255 as the model's first operation); its output is float32 logits (also under a
   mixed-precision policy): compile it with ``from_logits=True``.
 
 For the ungrouped network at 227x227 with 1000 classes: 62,378,344 parameters and 1.135 G
@@ -28,14 +28,20 @@ multiply-adds (2.27 GFLOP) per image forward. ``grouped=True`` gives the 2012 tw
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
+
+from utils.errors import ArgumentError, number, whole_number
 
 __all__ = [
+    "ModelError",
+    "PrecisionError",
     "LayerSpec",
     "MemoryEstimate",
     "PRESETS",
     "PRECISIONS",
+    "FORMATS",
     "OPTIMIZER_SLOTS",
     "alexnet_layers",
     "alexnet_table",
@@ -46,10 +52,22 @@ __all__ = [
     "training_flops_per_image",
     "memory_estimate",
     "build_alexnet",
-    "layer_params",
     "precision_support",
-    "check_precision",
+    "skipped_precisions",
+    "check_precisions",
 ]
+
+
+class ModelError(ArgumentError):
+    """AlexNet cannot be built (or estimated) with this argument; the message says what fits.
+
+    A notebook reports it under its own parameter with
+    ``utils.parameters.as_parameters(input_size="INPUT_SIZE")``.
+    """
+
+
+class PrecisionError(ArgumentError):
+    """A number format that is unknown, or that the device cannot compute in, was asked for."""
 
 #: Named sizes: ``build_alexnet(**PRESETS["full"], num_classes=...)``. "full" is the 2012
 #: network; "binder" fits a 1-2 GB Binder session and trains in minutes on two CPU cores;
@@ -60,8 +78,14 @@ PRESETS: dict[str, dict[str, float | int]] = {
     "smoke": {"input_size": 67, "width": 0.125},
 }
 
-#: Keras dtype policies the course measures.
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+#: Number formats the course trains in (lesson 03: Keras dtype policies) or times (lesson 02:
+#: the bare formats ``"bfloat16"`` and ``"float16"``). ``"tf32"`` is float32 data multiplied on
+#: NVIDIA tensor cores in TF32 (10-bit mantissa), a format of its own; ``"float32"`` is always
+#: true float32 (TF32 off). A notebook that lists all of them means "each one this device has".
+PRECISIONS = ("float32", "tf32", "mixed_bfloat16", "mixed_float16")
+#: The same formats by their bare names, as lesson 02 times them.
+FORMATS = ("float32", "tf32", "bfloat16", "float16")
+_BARE = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 #: Values an optimizer keeps per parameter: plain SGD none, SGD with momentum one (the
 #: velocity; AlexNet 2012 used momentum 0.9), Adam two (first and second moments).
@@ -148,25 +172,19 @@ def _scaled(base: int, width: float, multiple: int) -> int:
 
 
 def check_alexnet_arguments(input_size: int, num_classes: int, width: float) -> None:
-    """Raise :class:`utils.parameters.ParameterError` for a size AlexNet cannot be built with.
+    """Raise :class:`ModelError` for a size AlexNet cannot be built with.
 
-    The message names the value and what is allowed (for example the smallest input size).
+    The message names the argument, the value and what is allowed (for example the smallest
+    input size, which AlexNet's strides decide).
     """
-    from utils.parameters import ParameterError
-
     smallest = min_input_size()
-    if isinstance(input_size, bool) or not isinstance(input_size, int):
-        raise ParameterError(f"input_size = {input_size!r} must be a whole number of pixels.")
-    if input_size < smallest:
-        raise ParameterError(
-            f"input_size = {input_size} is too small for AlexNet: its strides (4 in conv1, 2 in "
-            f"each of three max poolings) need images of at least {smallest}x{smallest} pixels "
-            "(the original is 227x227). Resize the images up or choose a larger input_size.")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ParameterError(f"num_classes = {num_classes!r} must be a whole number >= 2.")
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 4:
-        raise ParameterError(f"width = {width!r} must be a number with 0 < width <= 4 "
-                             "(1.0 is the 2012 network).")
+    whole_number(input_size, "input_size", minimum=smallest, error=ModelError,
+                 hint=f"AlexNet's strides (4 in conv1, 2 in each of three max poolings) need "
+                      f"images of at least {smallest}x{smallest} pixels (the original is "
+                      "227x227); resize the images up or choose a larger size")
+    whole_number(num_classes, "num_classes", minimum=2, error=ModelError)
+    number(width, "width", above=0, maximum=4, error=ModelError,
+           hint="1.0 is the 2012 network")
 
 
 def alexnet_layers(input_size: int = 227, num_classes: int = 1000, width: float = 1.0, *,
@@ -183,7 +201,7 @@ def alexnet_layers(input_size: int = 227, num_classes: int = 1000, width: float 
         lrn: include the local response normalisation layers (no parameters, no MACs counted).
 
     Raises:
-        ParameterError: an input too small for the strides, fewer than 2 classes, a bad width.
+        ModelError: an input too small for the strides, fewer than 2 classes, a bad width.
     """
     check_alexnet_arguments(input_size, num_classes, width)
     sizes = _spatial_sizes(input_size)
@@ -301,10 +319,9 @@ def memory_estimate(layers: Sequence[LayerSpec], batch_size: int, *,
     ``activation_bytes`` per value (2 under mixed precision), for each image of the batch.
     """
     if optimizer not in OPTIMIZER_SLOTS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of "
-                         f"{', '.join(OPTIMIZER_SLOTS)}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        raise ModelError("optimizer", optimizer, "is an unknown optimizer",
+                         f"choose one of {', '.join(OPTIMIZER_SLOTS)}")
+    whole_number(batch_size, "batch_size", error=ModelError)
     params = count_params(layers)
     per_image = sum(layer.activations for layer in layers if layer.kind != "flatten")
     return MemoryEstimate(
@@ -333,17 +350,26 @@ def precision_support(report: Any, kind: str | None = None) -> dict[str, str | N
     ``report`` is a :class:`utils.hardware.HardwareReport`; ``kind`` (``"cpu"``, ``"gpu"`` or
     ``"tpu"``) picks the device, by default the report's fastest (``report.accelerator``).
     Returns ``{precision: None}`` for a supported one, a note when it runs but slowly, and
-    ``"not supported: why"`` for one the device cannot run. The same answer holds for the bare
-    number formats (``"bfloat16"`` for ``"mixed_bfloat16"``).
+    ``"not supported: why"`` for one the device cannot run. The bare number formats
+    (``"bfloat16"``, ``"float16"``) are keys too, with their policies' answers.
     """
     kind = kind or report.accelerator
     out: dict[str, str | None] = {"float32": None}
+    tensor_cores = "TF32 is a mode of NVIDIA's tensor cores (compute capability >= 8.0)"
     if kind == "tpu":
+        out["tf32"] = f"not supported: {tensor_cores}; a TPU's matrix units multiply bfloat16"
         out["mixed_bfloat16"] = None
         out["mixed_float16"] = "not supported: TPUs compute in bfloat16, not float16"
     elif kind == "gpu":
-        cc = _cc(report.gpus[0].compute_capability) if report.gpus else None
-        name = report.gpus[0].name if report.gpus else "this GPU"
+        gpu = report.gpus[0] if report.gpus else None
+        cc = _cc(gpu.compute_capability) if gpu else None
+        name = gpu.name if gpu else "this GPU"
+        has_tf32 = getattr(gpu, "tf32", None)
+        if has_tf32 is None:
+            has_tf32 = cc is None or cc >= 8.0
+        out["tf32"] = None if has_tf32 else (
+            f"not supported: {name} (compute capability {cc:g}) has no TF32; it needs compute "
+            "capability >= 8.0" if cc is not None else f"not supported: {name} has no TF32")
         if cc is not None and cc < 8.0:
             out["mixed_bfloat16"] = (f"not supported: {name} (compute capability {cc:g}) has no "
                                      "bfloat16 arithmetic; it needs compute capability >= 8.0")
@@ -356,40 +382,66 @@ def precision_support(report: Any, kind: str | None = None) -> dict[str, str | N
             out["mixed_float16"] = None
     else:
         simd = set(getattr(report.cpu, "simd", []) or [])
+        out["tf32"] = f"not supported: {tensor_cores}, not a CPU format"
         out["mixed_bfloat16"] = (None if simd & {"avx512_bf16", "amx_bf16"} else
                                  "runs, but this CPU has no bfloat16 instructions (emulated, slow)")
         out["mixed_float16"] = (None if simd & {"avx512_fp16", "amx_fp16"} else
                                 "runs, but this CPU has no float16 arithmetic (converted, slow)")
+    for bare, policy in _BARE.items():
+        out[bare] = out[policy]
     return out
 
 
-def check_precision(precision: str, report: Any, name: str = "precision") -> None:
-    """Raise :class:`utils.parameters.ParameterError` if ``precision`` is unknown or the device
-    in ``report`` cannot train in it. ``name`` is the parameter named in the message."""
-    from utils.parameters import ParameterError
+def skipped_precisions(precisions: Sequence[str], report: Any, kind: str | None = None, *,
+                       slow: bool = False) -> dict[str, str]:
+    """``{precision: why}`` for each of ``precisions`` the device (``kind``, default the
+    report's fastest) cannot compute in; a lesson skips those with one line each. With
+    ``slow``, also those it has no arithmetic for and only emulates (float16 on most CPUs),
+    which a lesson measuring every format the device *has* leaves out too."""
+    support = precision_support(report, kind)
+    out = {}
+    for precision in precisions:
+        note = support.get(precision) or ""
+        if note.startswith("not supported"):
+            out[precision] = note
+        elif slow and note.startswith("runs, but "):
+            out[precision] = (f"{note.removeprefix('runs, but ')}; name it in a shorter list to "
+                              "measure it anyway")
+    return out
 
-    if precision not in PRECISIONS:
-        raise ParameterError(f"{name} = {precision!r} is not a precision the course knows; "
-                             f"choose one of {', '.join(repr(p) for p in PRECISIONS)}.")
-    note = precision_support(report).get(precision)
-    if note and note.startswith("not supported"):
+
+def check_precisions(precisions: Sequence[str], report: Any, *,
+                     known: Sequence[str] = PRECISIONS) -> None:
+    """Refuse an explicit request for a format this device cannot compute in.
+
+    ``precisions`` listing every one of ``known`` means "each format this device has" (the
+    notebooks' default): nothing is refused and the lesson skips what the device lacks, saying
+    why. A shorter list is a request: a name not in ``known``, or one that
+    :func:`precision_support` says the report's fastest device cannot run, raises
+    :class:`PrecisionError` (argument ``precisions``).
+    """
+    unknown = [p for p in precisions if p not in known]
+    if unknown:
+        raise PrecisionError("precisions", list(precisions),
+                             f"names {unknown[0]!r}, a format the course does not know",
+                             f"choose from {', '.join(repr(p) for p in known)}")
+    if set(precisions) >= set(known):
+        return
+    for precision, why in skipped_precisions(precisions, report).items():
         device = report.accelerator.upper()
-        raise ParameterError(f"{name} = {precision!r} cannot run on this {device}: {note}. "
-                             "Leave it out or use 'float32'.")
+        raise PrecisionError("precisions", list(precisions),
+                             f"asks for {precision!r}, which this {device} cannot run: "
+                             f"{why.removeprefix('not supported: ')}",
+                             "leave it out, or list every format to run each one this device has")
 
 
 # --------------------------------------------------------------------------------------------
 # Keras
 # --------------------------------------------------------------------------------------------
 
-_LRN_CLASS: Any = None
-
-
+@functools.cache
 def _lrn_layer_class() -> Any:
     """A Keras layer for local response normalisation, in ``keras.ops`` (any backend)."""
-    global _LRN_CLASS
-    if _LRN_CLASS is not None:
-        return _LRN_CLASS
     import keras
     from keras import ops
 
@@ -418,8 +470,7 @@ def _lrn_layer_class() -> Any:
             return {**super().get_config(), "depth_radius": self.depth_radius,
                     "bias": self.bias, "alpha": self.alpha, "beta": self.beta}
 
-    _LRN_CLASS = LocalResponseNormalization
-    return _LRN_CLASS
+    return LocalResponseNormalization
 
 
 def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float = 1.0, *,
@@ -427,8 +478,10 @@ def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float =
                   seed: int | None = 0, name: str | None = None) -> Any:
     """The Keras AlexNet, layer for layer as :func:`alexnet_layers` describes it.
 
-    Input: ``(input_size, input_size, 3)`` pixels in [0, 255] (uint8 or float); a Rescaling
-    layer divides by 255. Output: float32 logits (the last layer stays float32 under a mixed
+    Input: ``(input_size, input_size, 3)`` pixels in [0, 255] (uint8 or float), divided by 255
+    by the first operation (``keras.ops``, not a ``Rescaling`` layer: Keras's preprocessing
+    layers consult TensorFlow whenever ``"tensorflow"`` is in ``sys.modules``, which a kernel
+    that blocks TensorFlow that way would break). Output: float32 logits (the last layer stays float32 under a mixed
     precision policy, so compile with ``from_logits=True``). Layers are named as in the paper
     (conv1..conv5, pool1, pool2, pool5, fc6..fc8). Weights start from He-normal initialisation
     (seeded by ``seed``; ``None`` for a random start). Build it inside ``strategy.scope()`` to
@@ -436,15 +489,14 @@ def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float =
     (``keras.mixed_precision.set_global_policy``) applies when it is built.
 
     Raises:
-        ParameterError: an input too small for the strides, fewer than 2 classes, a bad width.
+        ModelError: an input too small for the strides, fewer than 2 classes, a bad width or
+            dropout.
     """
     import keras
 
     check_alexnet_arguments(input_size, num_classes, width)
-    if not 0 <= dropout < 1:
-        from utils.parameters import ParameterError
-
-        raise ParameterError(f"dropout = {dropout!r} must be in [0, 1).")
+    if number(dropout, "dropout", minimum=0, error=ModelError) >= 1:
+        raise ModelError("dropout", dropout, "must be a number >= 0 and < 1")
     specs = {s.name: s for s in alexnet_layers(input_size, num_classes, width, grouped=grouped,
                                                lrn=lrn)}
     layers = keras.layers
@@ -453,7 +505,7 @@ def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float =
         return keras.initializers.HeNormal(seed=None if seed is None else seed + i)
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = keras.ops.cast(inputs, "float32") / 255.0
     for i, (conv, _, kernel, stride, padding, _) in enumerate(_CONVS):
         spec = specs[conv]
         x = layers.Conv2D(spec.output_shape[-1], kernel, strides=stride, padding=padding,
@@ -475,9 +527,3 @@ def build_alexnet(input_size: int = 227, num_classes: int = 1000, width: float =
                      .replace(".", "p"))
     return keras.Model(inputs, outputs, name=label)
 
-
-def layer_params(model: Any) -> Mapping[str, int]:
-    """Parameters per named layer of a built Keras model (for checking against the analytic
-    counts)."""
-    return {layer.name: int(layer.count_params()) for layer in model.layers
-            if layer.count_params()}

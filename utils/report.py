@@ -113,6 +113,13 @@ def _results_from_csv(text: str) -> list[Result]:
 def _results_from_folder(folder: Path, summary: dict[str, Any]) -> list[Result]:
     results: list[Result] = []
     for entry in summary.get("notebooks", []):
+        recorded = entry.get("results")
+        if recorded is not None:  # course run keeps each notebook's results in the summary
+            results.extend(Result(**{k: r.get(k, "") for k in
+                                     ("name", "value", "unit", "description", "section")},
+                                  lesson=r.get("lesson") or entry.get("notebook", ""))
+                           for r in recorded)
+            continue
         name = Path(str(entry.get("output") or f"{entry.get('notebook')}.ipynb")).name
         path = folder / name
         if path.is_file():

@@ -21,12 +21,15 @@ use, so importing this module does not import Keras.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["ThroughputResult", "ThroughputMeter", "ThroughputCallback"]  # noqa: F822 (lazy)
+from utils.errors import whole_number
+
+__all__ = ["ThroughputResult", "ThroughputMeter", "ThroughputCallback", "plot_history"]  # noqa: F822 (lazy)
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,8 @@ class ThroughputMeter:
 
     def __init__(self, batch_size: int, *, warmup_steps: int = 2, label: str = "",
                  clock: Callable[[], float] = time.perf_counter) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps!r}")
-        self.batch_size = batch_size
-        self.warmup_steps = warmup_steps
+        self.batch_size = whole_number(batch_size, "batch_size")
+        self.warmup_steps = whole_number(warmup_steps, "warmup_steps", minimum=0)
         self.label = label
         self.clock = clock
         self.reset()
@@ -162,13 +161,8 @@ class ThroughputMeter:
                                 tuple(self._epoch_images), self.label)
 
 
-_CALLBACK_CLASS: Any = None
-
-
+@functools.cache
 def _callback_class() -> Any:
-    global _CALLBACK_CLASS
-    if _CALLBACK_CLASS is not None:
-        return _CALLBACK_CLASS
     import keras
 
     class ThroughputCallback(keras.callbacks.Callback):
@@ -226,11 +220,41 @@ def _callback_class() -> Any:
         def step_time_s(self) -> float:
             return self.meter.result().step_time_s
 
-    _CALLBACK_CLASS = ThroughputCallback
-    return _CALLBACK_CLASS
+    return ThroughputCallback
 
 
 def __getattr__(name: str) -> Any:  # ThroughputCallback is built (and Keras imported) on use
     if name == "ThroughputCallback":
         return _callback_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def plot_history(history: Mapping[str, Sequence[float]], *, chance: float | None = None,
+                 title: str = "") -> Any:
+    """Loss and accuracy per epoch, training (solid) and validation (dashed), side by side.
+
+    ``history`` is ``model.fit(...).history`` (``loss``, ``accuracy`` and their ``val_``
+    twins, whichever are there); ``chance`` draws the accuracy of guessing. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from utils.plotting import MEASURED
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric, label in zip(axes, ("loss", "accuracy"), ("cross-entropy loss", "accuracy")):
+        for key, style, alpha, name in ((metric, "o-", 1.0, "training"),
+                                        (f"val_{metric}", "s--", 0.6, "validation")):
+            if history.get(key):
+                epochs = np.arange(1, len(history[key]) + 1)
+                ax.plot(epochs, history[key], style, color=MEASURED, alpha=alpha, label=name)
+                ax.set_xticks(epochs)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+    if chance is not None:
+        axes[1].axhline(chance, color="gray", ls=":", label="chance")
+    axes[1].set_ylim(0, 1)
+    for ax in axes:
+        ax.legend()
+    fig.suptitle(title)
+    return fig

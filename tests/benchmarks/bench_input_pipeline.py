@@ -5,7 +5,9 @@
 
 Trains the same AlexNet (utils.models) in one process on (a) "synthetic data", one batch
 repeated with no input pipeline (utils.datasets.synthetic_batches), and (b) the real pipeline
-(utils.datasets.load_dataset + make_pipeline: resize, cache, shuffle, batch, prefetch). One
+(utils.datasets.load_dataset + make_pipeline: resize, cache, shuffle, batch, prefetch, in
+tf.data; with KERAS_BACKEND=jax, or where TensorFlow is absent, utils.datasets.array_batches,
+a keras.utils.PyDataset). One
 epoch of the real pipeline runs first to fill its cache; then the two alternate for
 ``--rounds`` rounds of ``--steps`` steps so that drifting machine load affects both alike.
 Prints each measurement (utils.throughput), the medians and the ratio real / synthetic; the
@@ -31,7 +33,7 @@ def main() -> None:
 
     import keras
 
-    from utils.datasets import load_dataset, make_pipeline, synthetic_batches
+    from utils.datasets import array_batches, load_dataset, make_pipeline, synthetic_batches
     from utils.hardware import hardware_report
     from utils.models import PRESETS, build_alexnet
     from utils.throughput import ThroughputCallback
@@ -48,13 +50,16 @@ def main() -> None:
     print(f"model: AlexNet {args.preset} ({size}x{size}, width {width}), "
           f"{model.count_params():,} parameters, batch {batch}")
 
-    real = make_pipeline(data.x_train, data.y_train, image_size=size, batch_size=batch)
+    on_tensorflow = keras.config.backend() == "tensorflow"
+    pipeline = make_pipeline if on_tensorflow else array_batches
+    print(f"Keras on {keras.config.backend()}: the real pipeline is {pipeline.__name__}")
+    real = pipeline(data.x_train, data.y_train, image_size=size, batch_size=batch)
     synthetic = synthetic_batches(batch, size, data.num_classes)
     start = time.perf_counter()
     model.fit(real, epochs=1, verbose=0, shuffle=False)  # fills the cache, traces the step
     print(f"first epoch of the real pipeline (resize + cache fill + tracing): "
           f"{time.perf_counter() - start:.1f} s")
-    real_repeated = real.repeat()
+    real_repeated = real.repeat() if on_tensorflow else real.repeated()
 
     rates: dict[str, list[float]] = {"synthetic": [], "real": []}
     for round_ in range(args.rounds):

@@ -1,0 +1,37 @@
+"""The bootstrap script `course`: how `python3 course test` calls pytest."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+
+import pytest
+
+import utils
+
+
+@pytest.fixture(scope="module")
+def bootstrap():
+    loader = importlib.machinery.SourceFileLoader("course_bootstrap",
+                                                  str(utils.REPO_ROOT / "course"))
+    spec = importlib.util.spec_from_loader("course_bootstrap", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("given, expected", [
+    ([], ["-n", "auto"]),
+    (["-m", "not runtimes and not slurm and not browser"],
+     ["-n", "auto", "-m", "not runtimes and not slurm and not browser"]),
+    (["-n", "3"], ["-n", "3"]),
+    (["-n4", "-x"], ["-n4", "-x"]),
+    (["--numprocesses=2"], ["--numprocesses=2"]),
+    (["-p", "no:xdist"], ["-p", "no:xdist"]),
+])
+def test_tests_run_one_worker_per_core_unless_told_otherwise(bootstrap, given, expected):
+    assert bootstrap.pytest_arguments(given) == expected
+
+
+def test_usage_says_how_to_run_the_core_alone(bootstrap):
+    assert 'not runtimes and not slurm and not browser' in bootstrap.USAGE
