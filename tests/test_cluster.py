@@ -5,7 +5,6 @@ training script with MultiWorkerMirroredStrategy (tens of seconds each)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -15,10 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
 import utils
+from childprocs import alive, wait_until
+from childprocs import children_left as no_children_left
 from utils import cluster
 
 # A worker script's first lines: find the course, end with the launcher.
@@ -37,32 +37,8 @@ def script(tmp_path: Path, body: str, name: str = "worker.py") -> list[str]:
     return [sys.executable, str(path)]
 
 
-def no_children_left() -> list[psutil.Process]:
-    """Children of this test process that are still alive (zombies are reaped ones)."""
-    alive = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                alive.append(child)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
 def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_until(condition, timeout: float = 15.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+    return not alive(pid)
 
 
 # ------------------------------------------------------------------------------------------
@@ -94,12 +70,6 @@ def test_tf_config_names_every_worker_and_this_one():
 
 def test_python_module_uses_this_interpreter():
     assert cluster.python_module("a.b", "--n", 3) == [sys.executable, "-m", "a.b", "--n", "3"]
-
-
-def test_course_pythonpath_puts_the_course_first_once():
-    root = str(utils.REPO_ROOT)
-    assert cluster.course_pythonpath(None) == root
-    assert cluster.course_pythonpath(f"/x{os.pathsep}{root}") == f"{root}{os.pathsep}/x"
 
 
 def test_plan_devices_gives_each_worker_its_own_gpus_or_none():
@@ -377,11 +347,6 @@ def test_workers_end_when_their_launcher_is_killed(tmp_path):
     assert all(wait_until(lambda pid=pid: gone(pid), 10) for pid in started)
 
 
-def test_die_with_parent_does_nothing_outside_a_launch(monkeypatch):
-    monkeypatch.delenv(cluster.ENV_PARENT, raising=False)
-    cluster.die_with_parent()  # still here
-
-
 def test_save_result_without_a_folder_does_nothing(monkeypatch, tmp_path):
     monkeypatch.delenv(cluster.ENV_RESULT_DIR, raising=False)
     assert cluster.save_result({"a": 1}) is None
@@ -508,3 +473,14 @@ def test_a_finished_worker_whose_child_holds_its_output_does_not_stall_the_run(t
     run = cluster.launch(command, 1, timeout_s=60, echo=False)
     assert time.monotonic() - start < 30 and run.workers[0].log == ["done"]
     assert no_children_left() == []
+
+
+def test_results_read_from_a_folder_compare_workers(tmp_path):
+    import numpy as np
+
+    for index in range(2):
+        cluster.save_result({"worker": index}, {"w": np.ones(3) * (1 + index / 10)},
+                            directory=tmp_path, index=index)
+    run = cluster.read_results(tmp_path)
+    assert [w.result["worker"] for w in run.workers] == [0, 1]
+    assert run.max_difference() == pytest.approx(0.1)

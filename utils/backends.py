@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import time
@@ -37,7 +36,6 @@ from importlib import metadata
 from typing import Any, Callable, Iterator, Mapping
 
 from utils.errors import ArgumentError, CourseError
-import utils
 from utils.hardware import HardwareReport, SystemPaths, detect_gpus, detect_tpu, importable
 from utils.strategy import DeviceError
 
@@ -368,6 +366,8 @@ class JaxProcessResult:
 def _driver(source: str, name: str, devices: int, kwargs: dict[str, Any]) -> str:
     return "\n".join([
         "import json, os, sys",
+        "from utils.processes import die_with_parent",
+        "die_with_parent()   # ends with the kernel that started it, even a killed one",
         "os.environ['KERAS_BACKEND'] = 'jax'   # chosen before Keras is imported",
         "os.environ['JAX_PLATFORMS'] = 'cpu'   # leave any GPU or TPU to the notebook's kernel",
         "from utils.strategy import choose_distribution, configure_jax_cpu_devices",
@@ -404,6 +404,8 @@ def run_in_jax_process(fn: Callable[..., Any], /, *, devices: int = 2, timeout: 
         JaxProcessError: the process failed or timed out (its last lines are in the message).
     """
     from utils.memory import PeakMemory, rss_bytes
+    from utils.processes import (Child, Launcher, ProcessTimeout, course_pythonpath,
+                                 exit_text)
 
     if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
         raise ValueError(f"devices must be a whole number >= 1, got {devices!r}.")
@@ -421,30 +423,28 @@ def run_in_jax_process(fn: Callable[..., Any], /, *, devices: int = 2, timeout: 
     script = _driver(source, fn.__name__, devices, kwargs)
 
     env = dict(os.environ)
-    # the process imports utils from the same checkout as this one
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(utils.REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = course_pythonpath(env.get("PYTHONPATH"))  # the same checkout's utils
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def show(child: Child, line: str) -> None:
+        if echo and not line.startswith(_MARKER):
+            print(line, flush=True)
+
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
-    with PeakMemory(measure=lambda: rss_bytes(process.pid)) as peak:
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-            raise JaxProcessError(f"the JAX process ran past {timeout:g} s and was stopped."
-                                  ) from None
+    with Launcher(on_line=show, label="JAX") as group:  # stopped on error, timeout, interrupt
+        process = group.start([sys.executable, "-c", script], env=env, separate_stderr=True)
+        with PeakMemory(measure=lambda: rss_bytes(process.pid)) as peak:
+            try:
+                group.wait(timeout)
+            except ProcessTimeout:
+                raise JaxProcessError(f"the JAX process ran past {timeout:g} s and was stopped."
+                                      ) from None
     seconds = time.perf_counter() - start
-    lines = stdout.splitlines()
-    results = [line for line in lines if line.startswith(_MARKER)]
-    output = "\n".join(line for line in lines if not line.startswith(_MARKER))
+    results = [line for line in process.lines if line.startswith(_MARKER)]
+    output = "\n".join(line for line in process.lines if not line.startswith(_MARKER))
     if process.returncode != 0 or not results:
-        tail = "\n".join((stderr or stdout).strip().splitlines()[-8:])
-        raise JaxProcessError(f"the JAX process failed (exit status {process.returncode}):\n"
+        tail = "\n".join((process.stderr() or output).strip().splitlines()[-8:])
+        raise JaxProcessError(f"the JAX process failed ({exit_text(process.returncode)}):\n"
                               f"{tail}")
-    if echo and output:
-        print(output)
     return JaxProcessResult(json.loads(results[-1][len(_MARKER):]), output, seconds,
                             peak.megabytes, script)

@@ -1,6 +1,7 @@
 """Run one program as N worker processes on this machine, the way a cluster runs it on N nodes.
 
-:func:`launch` starts the workers, each in its own process group, and gives each one a
+:func:`launch` starts the workers with the course's process launcher
+(:class:`utils.processes.Launcher`: each worker in its own process group) and gives each one a
 ``TF_CONFIG`` naming every worker's ``host:port`` (free ports are found automatically) and its
 own index. It streams their output with a ``[worker i]`` prefix, enforces a timeout, and stops
 *every* worker when one fails, when time is up, or when the caller is interrupted
@@ -19,24 +20,21 @@ The worker side is three functions: :func:`worker_info` (index, number of worker
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import json
 import os
-import queue
 import re
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from utils.errors import CourseError
+from utils import processes
+from utils.errors import ArgumentError, CourseError, number, whole_number
+from utils.processes import ENV_PARENT, course_pythonpath, die_with_parent
 
 __all__ = [
     "ClusterError",
@@ -52,11 +50,14 @@ __all__ = [
     "python_module",
     "course_pythonpath",
     "launch",
+    "read_results",
     "live_workers",
     "is_native_log_line",
     "last_error",
+    "is_exception_line",
     "DevicePlan",
     "plan_devices",
+    "plot_scaling",
     "script_source",
     "worker_info",
     "die_with_parent",
@@ -66,7 +67,7 @@ __all__ = [
 ENV_INDEX = "COURSE_WORKER_INDEX"
 ENV_COUNT = "COURSE_NUM_WORKERS"
 ENV_RESULT_DIR = "COURSE_RESULT_DIR"
-ENV_PARENT = "COURSE_PARENT_PID"
+__all__ += ["ENV_PARENT"]  # (re-exported from utils.processes for the worker side)
 
 # TensorFlow's C++ (absl) log lines, e.g. "I0000 00:00:1795705640.046 8147 port.cc:153] ...".
 _NATIVE_LOG = re.compile(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\]|WARNING: All log messages "
@@ -178,8 +179,7 @@ def free_ports(count: int) -> list[int]:
     The operating system picks them; they are released before returning, so another program
     could take one in between (rare; :func:`launch` then raises :class:`PortInUse`).
     """
-    if count < 1:
-        raise ValueError(f"count must be at least 1, not {count}.")
+    count = whole_number(count, "count", minimum=1)
     sockets = []
     try:
         for _ in range(count):
@@ -217,20 +217,10 @@ def _port_owner(port: int) -> str:
 
 def tf_config(ports: Sequence[int], index: int, host: str = "localhost") -> str:
     """The ``TF_CONFIG`` JSON of worker ``index`` in a cluster of workers on ``host:port``."""
-    if not 0 <= index < len(ports):
-        raise ValueError(f"index {index} is not a worker of a {len(ports)}-worker cluster.")
+    whole_number(index, "index", minimum=0, maximum=len(ports) - 1,
+                 hint=f"it is not a worker of a {len(ports)}-worker cluster")
     cluster = {"worker": [f"{host}:{port}" for port in ports]}
     return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-
-
-def course_pythonpath(current: str | None = None) -> str:
-    """``PYTHONPATH`` with the folder holding ``utils/`` first, so that a worker started as
-    ``python -m utils.workers...`` finds the course wherever it runs (on Colab the notebook
-    only added it to its own ``sys.path``)."""
-    import utils
-
-    parts = [str(utils.REPO_ROOT), *(p for p in (current or "").split(os.pathsep) if p)]
-    return os.pathsep.join(dict.fromkeys(parts))
 
 
 def python_module(module: str, *args: Any) -> list[str]:
@@ -258,8 +248,8 @@ def plan_devices(num_workers: int, num_gpus: int) -> DevicePlan:
     refuses and which would run each TensorFlow process short of GPU memory: the workers then
     train on the CPU, and the line says so.
     """
-    if num_workers < 1 or num_gpus < 0:
-        raise ValueError("need num_workers >= 1 and num_gpus >= 0.")
+    num_workers = whole_number(num_workers, "num_workers", minimum=1)
+    num_gpus = whole_number(num_gpus, "num_gpus", minimum=0)
     if num_gpus == 0:
         return DevicePlan([""] * num_workers,
                           f"No GPU found: the {num_workers} worker(s) train on the CPU.")
@@ -281,56 +271,19 @@ def plan_devices(num_workers: int, num_gpus: int) -> DevicePlan:
 # Launching
 # --------------------------------------------------------------------------------------------
 
-_LIVE: dict[int, subprocess.Popen] = {}
-_LIVE_LOCK = threading.Lock()
-
-
 def live_workers() -> list[int]:
     """Process ids of workers started by :func:`launch` in this process that are still running."""
-    with _LIVE_LOCK:
-        return [pid for pid, proc in _LIVE.items() if proc.poll() is None]
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)  # the worker leads its own group: its children get it too
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _stop(procs: Sequence[subprocess.Popen], grace_s: float) -> None:
-    """SIGTERM every worker's process group, wait up to ``grace_s``, then SIGKILL; reap all."""
-    for proc in procs:
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    for proc in procs:
-        _signal_group(proc, signal.SIGKILL)  # also whatever a finished worker left behind
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover (uninterruptible sleep)
-            pass
-    with _LIVE_LOCK:
-        for proc in procs:
-            _LIVE.pop(proc.pid, None)
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    with _LIVE_LOCK:
-        procs = list(_LIVE.values())
-    if procs:
-        _stop(procs, grace_s=1.0)
+    return processes.running(label="worker")
 
 
 def is_native_log_line(line: str) -> bool:
     """True for TensorFlow's C++ start-up and log lines (absl format), hidden by default."""
     return bool(_NATIVE_LOG.match(line))
+
+
+def is_exception_line(line: str) -> bool:
+    """True for the last line of a Python traceback (``RuntimeError: ...``)."""
+    return bool(_EXCEPTION_LINE.match(line.strip()))
 
 
 def last_error(lines: Sequence[str]) -> str:
@@ -339,26 +292,32 @@ def last_error(lines: Sequence[str]) -> str:
     meaningful = [line.strip() for line in lines if line.strip()]
     python_lines = [line for line in meaningful if not is_native_log_line(line)]
     for line in reversed(python_lines):
-        if _EXCEPTION_LINE.match(line):
+        if is_exception_line(line):
             return line
     if python_lines:
         return python_lines[-1]
     return meaningful[-1] if meaningful else "it printed nothing"
 
 
-def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-        return f"killed by {name}{hint}"
-    return f"exit code {code}"
-
-
 def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_ports(ports: Sequence[int] | None, num_workers: int) -> list[int]:
+    if ports is None:
+        return free_ports(num_workers)
+    ports = [whole_number(p, "ports", minimum=1, maximum=65535) for p in ports]
+    if len(ports) != num_workers:
+        raise ArgumentError("ports", ports, f"must give one port per worker ({num_workers})",
+                            f"{len(ports)} ports given for {num_workers} workers")
+    if len(set(ports)) != len(ports):
+        raise PortInUse(f"ports {ports} repeat a port: each worker needs its own.")
+    for port in ports:
+        if not port_is_free(port):
+            raise PortInUse(f"port {port} is already in use{_port_owner(port)}: no worker was "
+                            "started. Choose other ports, or pass ports=None and launch() "
+                            "finds free ones.")
+    return ports
 
 
 def launch(
@@ -381,7 +340,8 @@ def launch(
 
     Each worker gets ``TF_CONFIG`` (the cluster of ``host:port`` addresses and its own index),
     ``COURSE_WORKER_INDEX``, ``COURSE_NUM_WORKERS``, ``COURSE_RESULT_DIR`` and
-    ``PYTHONUNBUFFERED=1`` on top of this process's environment and ``env``.
+    ``PYTHONUNBUFFERED=1`` on top of this process's environment and ``env``. The workers are
+    started and stopped by :class:`utils.processes.Launcher`.
 
     Args:
         command: the program and its arguments, the same for every worker (numbers are
@@ -412,23 +372,9 @@ def launch(
         PortInUse: a port is taken (before starting, for ``ports`` given; or a worker said so).
         KeyboardInterrupt: the caller was interrupted; all workers were stopped first.
     """
-    if num_workers < 1:
-        raise ValueError(f"num_workers must be at least 1, not {num_workers}.")
-    if timeout_s <= 0:
-        raise ValueError(f"timeout_s must be positive, not {timeout_s}.")
-    if ports is None:
-        ports = free_ports(num_workers)
-    else:
-        ports = [int(p) for p in ports]
-        if len(ports) != num_workers:
-            raise ValueError(f"{len(ports)} ports given for {num_workers} workers.")
-        if len(set(ports)) != len(ports):
-            raise PortInUse(f"ports {ports} repeat a port: each worker needs its own.")
-        for port in ports:
-            if not port_is_free(port):
-                raise PortInUse(f"port {port} is already in use{_port_owner(port)}: no worker was "
-                                "started. Choose other ports, or pass ports=None and launch() "
-                                "finds free ones.")
+    num_workers = whole_number(num_workers, "num_workers", minimum=1)
+    timeout_s = number(timeout_s, "timeout_s", above=0)
+    ports = _check_ports(ports, num_workers)
     emit: Callable[[str], None] | None
     if echo is True:
         def emit(text: str) -> None:
@@ -436,142 +382,78 @@ def launch(
     else:
         emit = echo or None
 
-    argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in command]
+    def on_line(child: processes.Child, line: str) -> None:
+        if emit is not None and (native_logs or not is_native_log_line(line)):
+            emit(f"[worker {child.index}] {line}")
+
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     result_dir = Path(tempfile.mkdtemp(prefix="course-workers-"))
-    lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
-    logs: dict[int, list[str]] = {i: [] for i in range(num_workers)}
-    procs: list[subprocess.Popen] = []
-    readers: list[threading.Thread] = []
-    ended: dict[int, float] = {}
-    stopped = False
-    start = time.monotonic()
-
-    def stop(grace: float) -> None:
-        nonlocal stopped
-        if not stopped:
-            stopped = True
-            _stop(procs, grace)
-
-    def read(index: int, stream: Any) -> None:
-        for line in stream:
-            lines.put((index, line.rstrip("\n")))
-        lines.put((index, None))
-
-    def handle(index: int, line: str | None, open_streams: set[int]) -> None:
-        if line is None:
-            open_streams.discard(index)
-            return
-        logs[index].append(line)
-        if emit is not None and (native_logs or not is_native_log_line(line)):
-            emit(f"[worker {index}] {line}")
-
-    def drain(open_streams: set[int], wait_for: set[int], limit_s: float) -> None:
-        """Take queued lines; wait (up to limit_s) for the streams in wait_for to close."""
-        until = time.monotonic() + limit_s
-        while True:
-            try:
-                index, line = lines.get(timeout=0.02)
-            except queue.Empty:
-                if not (wait_for & open_streams) or time.monotonic() > until:
-                    return
-                continue
-            handle(index, line, open_streams)
-
+    group = processes.Launcher(on_line=on_line, grace_s=grace_s, label="worker")
     try:
-        for index in range(num_workers):
-            variables = {**os.environ, **(env or {}), **(worker_env(index) if worker_env else {}),
-                         ENV_INDEX: str(index), ENV_COUNT: str(num_workers),
-                         ENV_RESULT_DIR: str(result_dir), ENV_PARENT: str(os.getpid()),
-                         "PYTHONUNBUFFERED": "1"}
-            variables["PYTHONPATH"] = course_pythonpath(variables.get("PYTHONPATH"))
-            if set_tf_config:
-                variables["TF_CONFIG"] = tf_config(ports, index, host)
-            else:
+        with group:
+            for index in range(num_workers):
+                variables = {**os.environ, **(env or {}),
+                             **(worker_env(index) if worker_env else {}),
+                             ENV_INDEX: str(index), ENV_COUNT: str(num_workers),
+                             ENV_RESULT_DIR: str(result_dir), "PYTHONUNBUFFERED": "1"}
+                variables["PYTHONPATH"] = course_pythonpath(variables.get("PYTHONPATH"))
                 variables.pop("TF_CONFIG", None)
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=variables, cwd=cwd, text=True,
-                                    errors="replace", bufsize=1, start_new_session=True)
-            with _LIVE_LOCK:
-                _LIVE[proc.pid] = proc
-            procs.append(proc)
-            if pin_cores and cores and hasattr(os, "sched_setaffinity"):
-                try:
-                    os.sched_setaffinity(proc.pid, {cores[index % len(cores)]})
-                except OSError:
-                    pass
-            reader = threading.Thread(target=read, args=(index, proc.stdout), daemon=True)
-            reader.start()
-            readers.append(reader)
-
-        open_streams = set(range(num_workers))
-        deadline = start + timeout_s
-        while True:
+                if set_tf_config:
+                    variables["TF_CONFIG"] = tf_config(ports, index, host)
+                pin = {cores[index % len(cores)]} if pin_cores and cores else None
+                group.start(command, env=variables, cwd=cwd, cores=pin)
             try:
-                index, line = lines.get(timeout=0.05)
-                handle(index, line, open_streams)
-            except queue.Empty:
-                pass
-            now = time.monotonic()
-            for index, proc in enumerate(procs):
-                if index not in ended and proc.poll() is not None:
-                    ended[index] = now - start
-            failed = sorted((t, i) for i, t in ended.items() if procs[i].returncode != 0)
-            if failed:
-                first = failed[0][1]
-                drain(open_streams, {first}, limit_s=2.0)
-                others = [i for i in range(num_workers) if i != first and i not in ended]
-                stop(grace_s)
-                raise _failure(first, procs[first].returncode, ended[first], others, ports, logs,
-                               num_workers)
-            if len(ended) == num_workers:  # all exited; a child they left may hold a stream
-                drain(open_streams, set(open_streams), limit_s=2.0)
-                break
-            if now > deadline:
-                drain(open_streams, set(), limit_s=0.1)
-                running = [i for i in range(num_workers) if i not in ended]
-                stop(grace_s)
-                last = "; ".join(f"worker {i}: {_short(last_error(logs[i]))!r}" for i in running)
+                failed = group.wait(timeout_s, stop_on_failure=True)
+            except processes.ProcessTimeout as timeout:
+                running = [c.index for c in timeout.running]
+                last = "; ".join(f"worker {c.index}: {_short(last_error(c.lines))!r}"
+                                 for c in timeout.running)
                 raise WorkerTimeout(
                     f"the run did not finish within timeout_s={timeout_s:g} s; still running: "
                     f"worker(s) {', '.join(map(str, running))} (last lines: {last}). Stopped all "
                     f"{num_workers} workers. A worker waiting forever for a peer (a hang) looks "
-                    "like this; if the run is only slow, raise timeout_s.", logs)
-    except KeyboardInterrupt:
-        stop(min(grace_s, 2.0))
-        print(f"Interrupted: stopped all {len(procs)} worker process(es).", file=sys.stderr,
-              flush=True)
-        _remove(result_dir)
-        raise
+                    "like this; if the run is only slow, raise timeout_s.", _logs(group)) from None
+            if failed is not None:
+                raise _failure(failed, group, ports)
     except BaseException:
         _remove(result_dir)
         raise
-    finally:
-        stop(grace_s)
-        for reader, proc in zip(readers, procs):
-            reader.join(timeout=2.0)
-            if not reader.is_alive() and proc.stdout is not None:  # (closing blocks while read)
-                proc.stdout.close()
-    wall = time.monotonic() - start
-    workers = [WorkerResult(i, p.pid, p.returncode, ended.get(i, wall), logs[i],
-                            *_load_result(result_dir, i)) for i, p in enumerate(procs)]
+    wall = time.monotonic() - (group.started or time.monotonic())
+    workers = [WorkerResult(c.index, c.pid, c.returncode, c.ended_s or wall, c.lines,
+                            *_load_result(result_dir, c.index)) for c in group.children]
     _remove(result_dir)
-    return ClusterRun(workers, list(ports), wall, argv)
+    return ClusterRun(workers, list(ports), wall, group.children[0].argv)
 
 
-def _failure(index: int, code: int, after_s: float, others: list[int], ports: Sequence[int],
-             logs: dict[int, list[str]], num_workers: int) -> ClusterError:
+def _logs(group: processes.Launcher) -> dict[int, list[str]]:
+    return {c.index: c.lines for c in group.children}
+
+
+def _failure(failed: processes.Child, group: processes.Launcher,
+             ports: Sequence[int]) -> ClusterError:
+    index, logs = failed.index, _logs(group)
+    others = [c.index for c in group.children if c is not failed and c.ended_s is None]
     stopped = (f"Stopped the other running worker(s): {', '.join(map(str, others))}."
                if others else "No other worker was still running.")
-    if any(_PORT_PROBLEM.search(line) for line in logs[index]):
+    if any(_PORT_PROBLEM.search(line) for line in failed.lines):
         return PortInUse(
             f"worker {index} could not listen on port {ports[index]}: another program took it "
             f"after it was chosen. {stopped} Run again (new free ports are chosen), or pass "
             "other ports.", logs, index)
     return WorkerFailed(
-        f"worker {index} of {num_workers} failed after {after_s:.1f} s ({_exit_text(code)}): "
-        f"{_short(last_error(logs[index]), 300)}. {stopped} Its whole output is in "
-        f"error.logs[{index}].", logs, index)
+        f"worker {index} of {len(group.children)} failed after {failed.ended_s or 0:.1f} s "
+        f"({processes.exit_text(failed.returncode)}): {_short(last_error(failed.lines), 300)}. "
+        f"{stopped} Its whole output is in error.logs[{index}].", logs, index)
+
+
+def read_results(folder: str | Path, wall_s: float = 0.0) -> ClusterRun:
+    """The results workers saved into ``folder`` (``worker-<i>.json`` and ``.npz``, see
+    :func:`save_result`) as a :class:`ClusterRun`: what the tasks of a Slurm job saved with
+    ``--output-dir``. Pids, exit codes and logs are not known there (zero and empty)."""
+    folder = Path(folder)
+    indices = sorted(int(p.stem.split("-")[1]) for p in folder.glob("worker-*.json"))
+    workers = [WorkerResult(i, 0, 0, wall_s, [], *_load_result(folder, i)) for i in indices]
+    return ClusterRun(workers, [], wall_s, [])
 
 
 def _load_result(directory: Path, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -593,6 +475,29 @@ def _remove(directory: Path) -> None:
     import shutil
 
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def plot_scaling(labels: Sequence[str], step_s: Sequence[float],
+                 images_per_s: Sequence[float]) -> Any:
+    """Step time and throughput of runs with 1, 2, ... workers, side by side, with the line of
+    perfect scaling (the first run's throughput times the number of workers). ``labels`` name
+    the runs (``"1 worker"``, ``"2 workers"``); the number of workers is read from them."""
+    import matplotlib.pyplot as plt
+
+    from utils.plotting import MEASURED, REFERENCE
+
+    workers = [int(re.match(r"\d+", label).group()) for label in labels]  # type: ignore[union-attr]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.bar(labels, [1e3 * s for s in step_s], color=MEASURED)
+    left.set_ylabel("time per training step (ms)")
+    left.set_title("Step time (median)")
+    right.bar(labels, images_per_s, color=MEASURED, label="measured")
+    right.plot(range(len(labels)), [images_per_s[0] * w / workers[0] for w in workers], "--",
+               color=REFERENCE, label="perfect scaling")
+    right.set_ylabel("images per second (all workers)")
+    right.set_title("Throughput")
+    right.legend()
+    return fig
 
 
 def script_source(module: str, section: str | None = None) -> str:
@@ -638,34 +543,12 @@ class WorkerInfo:
     num_workers: int
     result_dir: Path | None
 
-    @property
-    def is_chief(self) -> bool:
-        return self.index == 0
-
 
 def worker_info() -> WorkerInfo:
     """This worker's index and the number of workers, from the variables :func:`launch` sets."""
     directory = os.environ.get(ENV_RESULT_DIR)
     return WorkerInfo(int(os.environ.get(ENV_INDEX, "0")), int(os.environ.get(ENV_COUNT, "1")),
                       Path(directory) if directory else None)
-
-
-def die_with_parent() -> None:
-    """End this worker when the process that launched it ends (Linux), so no worker is orphaned
-    when a notebook kernel is killed or restarted. Elsewhere, or when not launched, do nothing."""
-    parent = os.environ.get(ENV_PARENT)
-    if not parent or not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # TensorFlow catches SIGTERM
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != int(parent):  # the launcher ended before the line above ran
-        os._exit(1)
 
 
 def save_result(result: Mapping[str, Any], arrays: Mapping[str, Any] | None = None,

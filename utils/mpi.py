@@ -18,16 +18,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from utils.errors import CourseError
+from utils import processes
+from utils.errors import CourseError, number, whole_number
 from utils.interconnect import ring_allreduce_seconds
 
 __all__ = [
@@ -41,8 +40,10 @@ __all__ = [
     "default_sizes",
     "AllreduceResult",
     "allreduce_benchmark",
+    "result_from_json",
     "AlphaBeta",
     "fit_alpha_beta",
+    "plot_allreduce",
 ]
 
 #: How to get Open MPI and mpi4py where they are missing (one line).
@@ -105,9 +106,9 @@ def mpi_problem() -> str | None:
 
 
 def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    from utils.hardware import usable_core_count  # the course's one definition (CPU quotas)
+
+    return usable_core_count()
 
 
 def mpirun_command(nprocs: int, argv: Sequence[str], *, mpirun: str | None = None,
@@ -118,8 +119,7 @@ def mpirun_command(nprocs: int, argv: Sequence[str], *, mpirun: str | None = Non
     ``nprocs`` exceeds the usable cores, or when asked). Running as root is allowed through the
     environment (see :func:`mpirun_environment`), which other MPI libraries ignore.
     """
-    if nprocs < 1:
-        raise ValueError(f"nprocs must be at least 1, not {nprocs}.")
+    nprocs = whole_number(nprocs, "nprocs", minimum=1)
     mpirun = mpirun or find_mpirun()
     if mpirun is None:
         raise MPIError(f"mpirun not found; to get it: {INSTALL_HINT}.")
@@ -141,9 +141,7 @@ def mpirun_environment(base: dict[str, str] | None = None) -> dict[str, str]:
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     env["PYTHONUNBUFFERED"] = "1"
-    from utils.cluster import course_pythonpath
-
-    env["PYTHONPATH"] = course_pythonpath(env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = processes.course_pythonpath(env.get("PYTHONPATH"))
     return env
 
 
@@ -153,8 +151,9 @@ def mpirun_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def default_sizes(max_bytes: int = 64 * 2**20, min_bytes: int = 8, factor: int = 4) -> list[int]:
     """Message sizes from ``min_bytes`` to ``max_bytes``, each ``factor`` times the last."""
-    if min_bytes < 4 or max_bytes < min_bytes or factor < 2:
-        raise ValueError("need 4 <= min_bytes <= max_bytes and factor >= 2.")
+    min_bytes = whole_number(min_bytes, "min_bytes", minimum=4)
+    max_bytes = whole_number(max_bytes, "max_bytes", minimum=min_bytes)
+    factor = whole_number(factor, "factor", minimum=2)
     sizes, size = [], min_bytes
     while size <= max_bytes:
         sizes.append(size)
@@ -203,67 +202,39 @@ def allreduce_benchmark(nprocs: int = 2, sizes: Sequence[int] | None = None, *,
     problem = mpi_problem() if mpirun is None else None
     if problem:
         raise MPIError(problem)
+    timeout_s = number(timeout_s, "timeout_s", above=0)
     sizes = list(sizes or default_sizes())
     with tempfile.TemporaryDirectory(prefix="course-mpi-") as folder:
         output = Path(folder) / "allreduce.json"
         argv = [sys.executable, "-m", "utils.workers.mpi_allreduce", "--sizes", *map(str, sizes),
                 "--min-time", str(min_time_s), "--repeats", str(repeats), "--output", str(output)]
         command = mpirun_command(nprocs, argv, mpirun=mpirun)
-        start = time.monotonic()
-        lines = _run_group(command, timeout_s, echo)
-        wall = time.monotonic() - start
+        try:  # mpirun leads its own process group: stopping it stops every rank
+            run = processes.run(command, timeout_s=timeout_s, env=mpirun_environment(),
+                                on_line=print if echo else None, label="MPI")
+        except processes.ProcessTimeout:
+            raise MPIError(f"the MPI benchmark did not finish within timeout_s={timeout_s:g} s; "
+                           "stopped every rank. Use fewer or smaller message sizes, or a longer "
+                           "timeout.") from None
+        if run.returncode != 0:
+            raise MPIError(f"mpirun ended with {processes.exit_text(run.returncode)}; its last "
+                           f"lines: {run.last_lines()}")
         if not output.is_file():
-            raise MPIError(f"mpirun ended without a result; its last lines: "
-                           f"{' | '.join(lines[-4:]) or 'none'}")
+            raise MPIError(f"mpirun ended without a result; its last lines: {run.last_lines()}")
         data = json.loads(output.read_text())
+    return result_from_json(data, command=command, wall_s=run.ended_s or 0.0)
+
+
+def result_from_json(data: dict[str, Any], command: Sequence[str] = (),
+                     wall_s: float = 0.0) -> AllreduceResult:
+    """The :class:`AllreduceResult` of the JSON that ``utils.workers.mpi_allreduce`` wrote
+    (rank 0's ``--output``), wherever it ran: under mpirun here, or under ``srun`` in a job."""
     rows = data["rows"]
     return AllreduceResult(
         nprocs=int(data["nprocs"]), sizes_bytes=[r["size_bytes"] for r in rows],
         median_s=[r["median_s"] for r in rows], min_s=[r["min_s"] for r in rows],
         iterations=[r["iterations"] for r in rows], library=data["library"],
-        hosts=list(data.get("hosts", [])), command=command, wall_s=wall)
-
-
-def _run_group(command: list[str], timeout_s: float, echo: bool) -> list[str]:
-    """Run ``command`` in its own process group; stop the whole group on timeout or interrupt."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace",
-                            env=mpirun_environment(), start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise MPIError(f"the MPI benchmark did not finish within timeout_s={timeout_s:g} s; "
-                       "stopped every rank. Use fewer or smaller message sizes, or a longer "
-                       "timeout.") from None
-    except BaseException:  # KeyboardInterrupt: leave no rank behind
-        _kill_group(proc)
-        raise
-    finally:
-        _kill_group(proc)
-    lines = [line for line in out.splitlines() if line.strip()]
-    if echo:
-        for line in lines:
-            print(line)
-    if proc.returncode != 0:
-        raise MPIError(f"mpirun exited with code {proc.returncode}; its last lines: "
-                       f"{' | '.join(lines[-4:]) or 'none'}")
-    return lines
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM mpirun's process group (mpirun passes it on to its ranks), then SIGKILL."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=3)
-        except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
+        hosts=list(data.get("hosts", [])), command=list(command), wall_s=wall_s)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,8 +275,8 @@ def fit_alpha_beta(sizes_bytes: Sequence[float], times_s: Sequence[float],
     import numpy as np
     from scipy.optimize import nnls
 
-    if nprocs < 2:
-        raise ValueError("an all-reduce over one process communicates nothing: need nprocs >= 2.")
+    nprocs = whole_number(nprocs, "nprocs", minimum=2,
+                          hint="an all-reduce over one process communicates nothing")
     n = np.asarray(sizes_bytes, dtype=float)
     t = np.asarray(times_s, dtype=float)
     if n.shape != t.shape or n.size < 2:
@@ -321,3 +292,41 @@ def fit_alpha_beta(sizes_bytes: Sequence[float], times_s: Sequence[float],
     rms = float(np.sqrt(np.mean(((predicted - t) / t) ** 2)))
     return AlphaBeta(float(alpha), float(1 / beta), p, rms)
 
+
+def plot_allreduce(result: AllreduceResult | None, fit: AlphaBeta | None,
+                   links: Mapping[str, Any]) -> Any:
+    """Left: all-reduce time against message size (measured points and the alpha-beta fit).
+    Right: bus bandwidth against size beside the links of data/interconnects.csv (per
+    direction). With no measurement, only the links are drawn."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from utils.plotting import MEASURED, REFERENCE
+    from utils.units import si
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    if result is not None:
+        frame = result.frame()
+        left.loglog(frame["size_bytes"], 1e6 * frame["time_s"], "o", color=MEASURED,
+                    label=f"measured, {result.nprocs} ranks on this machine")
+        if fit is not None:
+            sizes = np.logspace(np.log10(frame["size_bytes"].min()),
+                                np.log10(frame["size_bytes"].max()), 100)
+            left.loglog(sizes, [1e6 * fit.predict(s) for s in sizes], "-", color=MEASURED,
+                        alpha=0.6, label="α–β fit")
+        right.semilogx(frame["size_bytes"], frame["busbw_gb_s"], "o-", color=MEASURED,
+                       label="this machine (measured)")
+    for link, style in zip(links.values(), [(0, (1, 1)), "--", ":", "-."]):
+        right.axhline(link.bandwidth_bytes_per_s / 1e9, linestyle=style, color=REFERENCE,
+                      label=f"{link.name}: {si(link.bandwidth_bytes_per_s, 'B/s')}")
+    left.set_xlabel("message size (bytes, log scale)")
+    left.set_ylabel("time of one all-reduce (µs, log scale)")
+    left.set_title("All-reduce time against message size")
+    right.set_yscale("log")
+    right.set_xlabel("message size (bytes, log scale)")
+    right.set_ylabel("bus bandwidth (GB/s, log scale)")
+    right.set_title("Bandwidth per link, per direction")
+    for ax in (left, right):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return fig

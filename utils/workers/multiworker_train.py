@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import socket
 import statistics
+import subprocess
+import sys
 import time
 
 STARTED = time.perf_counter()
@@ -26,18 +29,40 @@ from utils.cluster import die_with_parent, save_result  # noqa: E402
 
 die_with_parent()  # a worker ends with the notebook (or test) that started it
 os.environ["KERAS_BACKEND"] = "tensorflow"  # the loop below is TensorFlow's
+# TensorFlow Lite imports JAX whenever it is installed; this worker never uses it, and keeping it
+# out saves each worker about 100 MB and a second of start-up.
+sys.modules.setdefault("jax", None)  # type: ignore[assignment]
 
 import keras  # noqa: E402  (after die_with_parent: importing TensorFlow takes seconds)
 import tensorflow as tf  # noqa: E402
 
 
 # ---- cluster ----
+class SlurmResolver(tf.distribute.cluster_resolver.SlurmClusterResolver):
+    """TensorFlow's SlurmClusterResolver, fixed for nodes without GPUs. TensorFlow's own gives
+    task i of a node the i-th slice of its GPUs; with no GPU it asks nvidia-smi (missing) and
+    then divides by zero. Here a CPU node gives task i the port port_base + i, and no GPU."""
+
+    def __init__(self, port_base: int, gpus_per_node: int | None = None) -> None:
+        if gpus_per_node is None:  # as Slurm sets it for --gres=gpu:N, else what nvidia-smi lists
+            gpus_per_node = count_gpus()
+        super().__init__(port_base=port_base, gpus_per_node=gpus_per_node)
+
+    def cluster_spec(self) -> tf.train.ClusterSpec:
+        if self._gpus_per_task > 0:  # GPUs: TensorFlow's own allocation
+            return super().cluster_spec()
+        tasks = [f"{host}:{self._port_base + i}"  # hosts sorted, as TensorFlow's own does
+                 for host, count in sorted(self._task_configuration.items()) for i in range(count)]
+        self.task_type, self.task_id = "worker", self._rank
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # no task may take a GPU it was not given
+        return tf.train.ClusterSpec({"worker": tasks})
+
+
 def make_resolver(args: argparse.Namespace) -> tf.distribute.cluster_resolver.ClusterResolver:
     """Who the workers are: TF_CONFIG on this machine (utils.cluster sets it), Slurm's
     variables (SLURM_PROCID, SLURM_STEP_NODELIST, ...) on a cluster, where srun starts us."""
     if not os.environ.get("TF_CONFIG") and "SLURM_PROCID" in os.environ:
-        return tf.distribute.cluster_resolver.SlurmClusterResolver(
-            port_base=args.port_base, gpus_per_node=args.gpus_per_node)
+        return SlurmResolver(port_base=args.port_base, gpus_per_node=args.gpus_per_node)
     return tf.distribute.cluster_resolver.TFConfigClusterResolver()
 
 
@@ -116,6 +141,20 @@ def train(args: argparse.Namespace) -> dict:
 # ---- end ----
 
 
+def count_gpus() -> int:
+    """GPUs this task may use: CUDA_VISIBLE_DEVICES where set (Slurm sets it for --gres), else
+    what nvidia-smi lists, else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    try:
+        listing = subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True, text=True,
+                                 timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.splitlines())
+
+
 def inject_fault(args: argparse.Namespace, worker: int, step: int) -> None:
     """For the lesson's fault demonstrations only: does nothing unless --fault is given."""
     if args.fault is None or worker != args.fault_worker or step != args.fault_step:
@@ -158,6 +197,7 @@ def summarize(args: argparse.Namespace, strategy: tf.distribute.Strategy, model:
     parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     result = {
         "worker": worker,
+        "host": socket.gethostname(),
         "workers": workers,
         "replicas_in_sync": strategy.num_replicas_in_sync,
         "local_replicas": local_replicas,
@@ -194,14 +234,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-per-replica", type=int, default=64, help="images per replica per step")
     parser.add_argument("--hidden-units", type=int, default=256, help="width of the dense layer")
     parser.add_argument("--learning-rate", type=float, default=0.03)
-    parser.add_argument("--examples", type=int, default=8192, help="synthetic training images")
+    parser.add_argument("--examples", type=int, default=2048, help="synthetic training images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow threads per worker (0: TensorFlow chooses)")
     parser.add_argument("--log-every", type=int, default=10, help="print every N steps")
     parser.add_argument("--port-base", type=int, default=8888, help="first port on Slurm nodes")
     parser.add_argument("--gpus-per-node", type=int, default=None,
-                        help="GPUs per Slurm node (default: what nvidia-smi lists)")
+                        help="GPUs per Slurm node, 0 for CPU nodes (default: CUDA_VISIBLE_DEVICES "
+                             "or nvidia-smi; none found means a CPU node)")
     parser.add_argument("--output-dir", default=None,
                         help="folder for worker-N.json/.npz (default: the launcher's)")
     parser.add_argument("--fault", choices=["crash", "hang"], default=None,
