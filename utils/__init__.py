@@ -10,7 +10,7 @@ Lesson runtime: what every notebook's own cells use
 
 - ``parameters`` (00-08): check a notebook's parameters; ``as_parameters`` names them in errors
 - ``results`` (00-08): record a lesson's headline measurements in the executed notebook
-- ``exercises`` (00-05, 07, 08): ``check_answer``, an exercise checked against this machine
+- ``exercises`` (00-08): ``check_answer``, an exercise checked against this machine
 - ``chapter`` (01-08): the chapter's claims with record, source and verdict; its two graphs
 - ``widgets`` (01, 04, 05, 07): controls that redraw only on change, labels never cut
 - ``plotting`` (00-08): one plot style; colours for measured against reference figures
