@@ -26,9 +26,7 @@ def course(*args: str, cwd) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def class_runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("class")
+def make_class_runs(base):
     shared = []
     for label, parameters in LEARNERS.items():
         done = course("run", "01", "--profile", "smoke", "--no-progress", "--output",
@@ -41,8 +39,15 @@ def class_runs(tmp_path_factory):
 
 @pytest.mark.notebooks
 @pytest.mark.timeout(900)
-def test_report_of_one_run_shows_every_recorded_result(class_runs):
-    base, _ = class_runs
+def test_three_learners_make_a_class_report(tmp_path):
+    """One test, so that parallel workers never make the three runs twice."""
+    base, shared = make_class_runs(tmp_path)
+    check_report_of_one_run(base)
+    check_class_report(base, shared)
+    check_shared_files(shared)
+
+
+def check_report_of_one_run(base):
     done = course("report", str(base / "learner-a"), cwd=base)
     assert done.returncode == 0, done.stderr
     page = (base / "learner-a" / "report.html").read_text()
@@ -56,10 +61,7 @@ def test_report_of_one_run_shows_every_recorded_result(class_runs):
         assert section in page
 
 
-@pytest.mark.notebooks
-@pytest.mark.timeout(900)
-def test_class_report_sums_the_learners_and_places_them(class_runs):
-    base, shared = class_runs
+def check_class_report(base, shared):
     out = base / "class.html"
     done = course("report", *map(str, shared), "--output", str(out), cwd=base)
     assert done.returncode == 0, done.stderr
@@ -78,12 +80,9 @@ def test_class_report_sums_the_learners_and_places_them(class_runs):
         assert label in page
 
 
-@pytest.mark.notebooks
-@pytest.mark.timeout(900)
-def test_shared_files_hold_no_absolute_path_or_user_name(class_runs):
+def check_shared_files(shared):
     import getpass
 
-    _, shared = class_runs
     for archive in shared:
         with zipfile.ZipFile(archive) as z:
             assert sorted(z.namelist()) == ["results.csv", "summary.json"]

@@ -226,48 +226,40 @@ def run_notebook(tmp_path, monkeypatch, overrides, env):
     return result
 
 
-@pytest.mark.notebooks
-@pytest.mark.timeout(600)
-def test_notebook_runs_without_tensorflow_as_on_colab_tpu_runtime(tmp_path, monkeypatch):
-    """Colab's TPU runtime has JAX and no TensorFlow: block `import tensorflow` in the kernel
-    and the notebook must still run top to bottom, with Keras on JAX in the kernel."""
+def _printed(result) -> str:
     import nbformat
 
-    site = tmp_path / "no_tensorflow"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(
-        "import sys\nsys.modules['tensorflow'] = None  # as on Colab's TPU runtime\n")
-    path = f"{site}:{utils.REPO_ROOT}"
-    result = run_notebook(tmp_path, monkeypatch, {}, {"PYTHONPATH": path})
-    assert result.status == "ok", result.error
     executed = nbformat.read(result.output, as_version=4)
-    text = "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+    return "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
                      for o in c.get("outputs", []))
-    assert "no TensorFlow" in text and "Keras runs on jax" in text
-    assert "DataParallel over 2 CPU device(s)" in text
-    assert "This kernel runs Keras on JAX" in text
 
 
 @pytest.mark.notebooks
 @pytest.mark.timeout(600)
-def test_notebook_refuses_tensorflow_on_a_tpu_it_cannot_start(tmp_path, monkeypatch):
-    """A TPU (named by the environment here) that this TensorFlow cannot start: asked for
-    TensorFlow, the notebook stops at the device choice with one clear line."""
+def test_notebook_says_why_a_tpu_tensorflow_cannot_start_is_not_used(tmp_path, monkeypatch):
+    """A TPU named by the environment (as on a TPU VM) that this TensorFlow cannot start, with
+    TensorFlow asked for: the lesson runs on the CPU and its device line says why, with what to
+    use instead, rather than stopping or quietly training elsewhere."""
     result = run_notebook(tmp_path, monkeypatch, {"BACKEND": "tensorflow"},
                           {"TPU_ACCELERATOR_TYPE": "v5litepod-1"})
-    assert result.status == "failed"
-    assert "DeviceError" in result.error and "TensorFlow could not start it" in result.error
+    assert result.status == "ok", result.error
+    text = _printed(result)
+    assert "TPU not usable: a v5litepod-1 was found, but TensorFlow could not start it" in text
+    assert "use Keras on the JAX" in text
 
 
 @pytest.mark.notebooks
 @pytest.mark.timeout(600)
-def test_notebook_on_jax_refuses_a_tpu_jax_cannot_see(tmp_path, monkeypatch):
-    """With 'auto' and a TPU that TensorFlow cannot use, the notebook takes JAX; where JAX sees
-    no TPU either (here: the TPU is only named by the environment) it stops clearly instead of
-    quietly training on the CPU."""
+def test_notebook_on_jax_says_jax_sees_no_tpu(tmp_path, monkeypatch):
+    """With 'auto' and a TPU that TensorFlow cannot use, the lesson takes JAX; where JAX sees no
+    TPU either (the TPU is only named by the environment) it says so and that it computes on
+    the CPU."""
     result = run_notebook(tmp_path, monkeypatch, {}, {"TPU_ACCELERATOR_TYPE": "v5litepod-1"})
-    assert result.status == "failed"
-    assert "DeviceError" in result.error and "no TPU visible to JAX" in result.error
+    assert result.status == "ok", result.error
+    text = _printed(result)
+    assert ("a v5litepod-1 is named by the environment variable TPU_ACCELERATOR_TYPE but JAX "
+            "sees no TPU") in text
+    assert "this lesson computes on the CPU" in text
 
 
 # --------------------------------------------------------------------------------------------

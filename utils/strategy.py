@@ -481,7 +481,9 @@ def choose_distribution(kind: str = "auto", *, replicas: int | None = None,
         tpu = detect_tpu()
         if tpu.chips:
             runtime = simulated()
-            found += (f" (a {tpu.version} is on the PCI bus but JAX sees no TPU"
+            where = ("on the PCI bus" if tpu.source == "PCI bus" else
+                     f"named by the {tpu.source}")
+            found += (f" (a {tpu.version} is {where} but JAX sees no TPU"
                       + (f": it is simulated ({runtime}) and computes nothing" if runtime else "")
                       + ")")
             if runtime and kind == "tpu":
