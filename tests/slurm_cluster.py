@@ -39,6 +39,16 @@ HOW_TO_ENABLE = ("the Slurm tests need root and Debian's packages (apt-get insta
                  "install what is missing")
 
 
+def unavailable(problem: str) -> None:
+    """Skip a Slurm test with ``problem`` (one line saying how to enable them), or fail it
+    where Slurm must be there: COURSE_REQUIRE_SLURM=1, as CI sets."""
+    import pytest
+
+    if os.environ.get("COURSE_REQUIRE_SLURM") == "1":
+        pytest.fail(f"{problem} (COURSE_REQUIRE_SLURM=1)")
+    pytest.skip(problem)
+
+
 def _missing() -> list[str]:
     missing = [c for c in COMMANDS if shutil.which(c) is None]
     if not PMIX_LIBRARY.exists():

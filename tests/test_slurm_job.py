@@ -7,7 +7,9 @@ benchmark through ``srun --mpi=pmix``. The tests check what the job wrote, how f
 overlong jobs are reported, and that no daemon or job process is left afterwards.
 
 Run as root on Debian or Ubuntu (the packages are installed when missing); elsewhere they are
-skipped with one line saying how to enable them. ``pytest -m slurm`` runs them alone.
+skipped with one line saying how to enable them (with COURSE_REQUIRE_SLURM=1, as in CI, they
+fail instead). ``pytest -m slurm`` runs them alone. The two-node test is skipped, with the
+reason, where network namespaces cannot be made.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 
 import pytest
 
-from slurm_cluster import HOW_TO_ENABLE, SlurmCluster, prerequisites
+from slurm_cluster import HOW_TO_ENABLE, SlurmCluster, prerequisites, unavailable
 from utils import slurm
 from utils.slurm import JobFailed, SlurmError, SlurmJob
 
@@ -39,7 +41,7 @@ def small_job(**changes) -> SlurmJob:
 def slurm_cluster(tmp_path_factory):
     problem = prerequisites()
     if problem:
-        pytest.skip(problem)
+        unavailable(problem)
     node = SlurmCluster(tmp_path_factory.mktemp("slurm"), network_nodes=2)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SLURM_CONF", str(node.conf))
@@ -167,7 +169,7 @@ def test_submit_never_writes_into_an_existing_folder(slurm_cluster, tmp_path):
 def test_stopping_the_cluster_leaves_no_daemon_or_job_process(tmp_path):
     problem = prerequisites()
     if problem:
-        pytest.skip(problem)
+        unavailable(problem)
     node = SlurmCluster(tmp_path / "slurm", network_nodes=1)
     try:
         node.start()
@@ -199,7 +201,7 @@ def test_without_slurm_the_tests_say_how_to_enable_them(monkeypatch):
 
 def test_slurm_problem_when_no_controller_answers(monkeypatch, tmp_path):
     if prerequisites(install=False):
-        pytest.skip(HOW_TO_ENABLE)
+        unavailable(HOW_TO_ENABLE)
     monkeypatch.setenv("SLURM_CONF", str(tmp_path / "missing.conf"))
     assert slurm.slurm_problem() == ("Slurm's commands are here but no configuration is "
                                      f"({tmp_path / 'missing.conf'} is missing): no cluster to "
@@ -210,3 +212,14 @@ def test_slurm_problem_when_no_controller_answers(monkeypatch, tmp_path):
     problem = slurm.slurm_problem()
     assert problem.startswith("Slurm's commands are here but no cluster answers (")
     assert "\n" not in problem
+
+
+def test_ci_fails_rather_than_skips_without_slurm(monkeypatch):
+    import slurm_cluster
+
+    monkeypatch.setenv("COURSE_REQUIRE_SLURM", "1")
+    with pytest.raises(pytest.fail.Exception, match="COURSE_REQUIRE_SLURM=1"):
+        slurm_cluster.unavailable("slurmctld missing")
+    monkeypatch.delenv("COURSE_REQUIRE_SLURM")
+    with pytest.raises(pytest.skip.Exception, match="slurmctld missing"):
+        slurm_cluster.unavailable("slurmctld missing")
