@@ -6,7 +6,7 @@ course *reads* to decide, never what computes:
 * a fake ``nvidia-smi`` first on ``PATH`` that answers the queries ``utils.hardware`` makes
   (TensorFlow and JAX still see no GPU: the CPU does every computation);
 * a kernel in which ``import tensorflow`` fails, as on Colab's TPU runtime (a folder on
-  ``PYTHONPATH`` whose ``sitecustomize.py`` sets ``sys.modules['tensorflow'] = None``);
+  ``PYTHONPATH`` whose ``sitecustomize.py`` makes the path finder miss TensorFlow);
 * a TPU on a fake PCI bus, read through ``COURSE_SYSFS_ROOT`` (JAX still sees no TPU);
 * a cgroup memory limit, read through the same variable.
 
@@ -123,6 +123,27 @@ else:
 '''
 
 
+#: The kernel's sitecustomize.py where TensorFlow is absent: the path finder no longer finds it,
+#: as where it is not installed. (``sys.modules['tensorflow'] = None`` would leave a
+#: "tensorflow" key that Keras 3 takes for a loaded TensorFlow: its preprocessing layers then
+#: fail on JAX, which never happens on a real TensorFlow-less runtime.)
+_HIDE_TENSORFLOW = """\
+# tests/simulate.py: TensorFlow is absent here, as on Colab's TPU runtime
+import importlib.machinery as _machinery
+
+_find_spec = _machinery.PathFinder.find_spec.__func__
+
+
+def _without_tensorflow(cls, name, path=None, target=None):
+    if name == "tensorflow" or name.startswith("tensorflow."):
+        return None
+    return _find_spec(cls, name, path, target)
+
+
+_machinery.PathFinder.find_spec = classmethod(_without_tensorflow)
+"""
+
+
 def _build(runtime: Runtime, folder: Path) -> dict[str, str]:
     """Make the runtime's fake files under ``folder``; return the variables that point at
     them (``PATH`` and ``PYTHONPATH`` as prefixes, marked with a leading ``+``)."""
@@ -131,9 +152,7 @@ def _build(runtime: Runtime, folder: Path) -> dict[str, str]:
     if runtime.block_tensorflow:
         site = folder / "site"
         site.mkdir(exist_ok=True)
-        (site / "sitecustomize.py").write_text(
-            "# tests/simulate.py: TensorFlow is absent here, as on Colab's TPU runtime\n"
-            "import sys\nsys.modules['tensorflow'] = None\n")
+        (site / "sitecustomize.py").write_text(_HIDE_TENSORFLOW)
         found["+PYTHONPATH"] = str(site)
     if runtime.gpus:
         bin_dir = folder / "bin"

@@ -35,3 +35,25 @@ def test_tests_run_one_worker_per_core_unless_told_otherwise(bootstrap, given, e
 
 def test_usage_says_how_to_run_the_core_alone(bootstrap):
     assert 'not runtimes and not slurm and not browser' in bootstrap.USAGE
+
+
+@pytest.mark.parametrize("given, expected", [
+    ([], [["-n", "auto", "-m", "not browser"], ["-p", "no:xdist", "-m", "browser"]]),
+    (["-n", "1", "-x"], [["-m", "not browser", "-n", "1", "-x"],
+                         ["-p", "no:xdist", "-m", "browser", "-x"]]),
+    (["-m", "not runtimes"], [["-n", "auto", "-m", "not runtimes"]]),
+    (["tests/test_data.py", "-q"], [["-n", "auto", "tests/test_data.py", "-q"]]),
+    (["-k", "report"], [["-n", "auto", "-k", "report"]]),
+])
+def test_whole_suite_runs_in_two_stages_a_selection_in_one(bootstrap, given, expected):
+    """The browser stage builds the book from the notebooks stage one executed."""
+    assert bootstrap.test_stages(given) == expected
+
+
+def test_extras_add_to_the_test_tools(bootstrap, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("COURSE_EXTRAS", "dev,book")
+    again = importlib.util.module_from_spec(bootstrap.__spec__)
+    bootstrap.__loader__.exec_module(again)
+    assert again.EXTRAS == "test,dev,book"

@@ -15,13 +15,17 @@ Generic checks, for every lesson on every runtime:
 Per-lesson checks are phrases the executed notebook must show (``EXPECTED``).
 
 Run apart with ``pytest -m runtimes``; one runtime with ``-k colab-t4``; one lesson with
-``-k 00_``. Each (runtime, lesson) is its own test, so pytest-xdist spreads them over workers.
+``-k 00_``; a few runtimes with ``COURSE_RUNTIMES=colab-tpu,colab-t4``. Each (runtime, lesson) is
+its own test, so pytest-xdist spreads them over workers.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
+from pathlib import Path
 
 import pytest
 from simulate import RUNTIMES, environment
@@ -69,6 +73,12 @@ def _cases() -> list:
     cases = [(runtime, lesson) for runtime in FULL for lesson in LESSONS]
     cases += [(runtime, lesson) for runtime in REPORT_ONLY for lesson in LESSONS
               if lesson.startswith("00")]
+    chosen = os.environ.get("COURSE_RUNTIMES")
+    if chosen:
+        names = {name.strip() for name in chosen.split(",")}
+        unknown = names - set(RUNTIMES)
+        assert not unknown, f"COURSE_RUNTIMES names unknown runtimes {unknown}; {list(RUNTIMES)}"
+        cases = [case for case in cases if case[0] in names]
     return [pytest.param(runtime, lesson, id=f"{runtime}-{lesson}") for runtime, lesson in cases]
 
 
@@ -84,6 +94,22 @@ def _text(executed) -> str:
             if output.get("output_type") == "error":
                 parts.append(f"{output.get('ename')}: {output.get('evalue')}")
     return "\n".join(str(p) for p in parts)
+
+
+def _log_case(runtime: str, lesson: str, result, text: str) -> None:
+    """With COURSE_RUNTIMES_LOG set, append what the lesson decided (one JSON line) to that
+    file: the matrix of the README is checked against it."""
+    path = os.environ.get("COURSE_RUNTIMES_LOG")
+    if not path:
+        return
+    backend = re.search(r"Keras runs on (\w+)", text)
+    device = re.search(r"; using ([^\n]*?)\.(?:\n|$)", text)
+    line = {"runtime": runtime, "lesson": lesson, "status": result.status,
+            "seconds": round(result.duration_s, 1), "backend": backend and backend.group(1),
+            "device": device and device.group(1),
+            "error": (result.error or "").strip().splitlines()[-1:]}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
 
 
 def run_on(runtime: str, lesson: str, tmp_path, monkeypatch):
@@ -114,9 +140,11 @@ def test_lesson_on_simulated_runtime(runtime, lesson, tmp_path, monkeypatch):
     from utils.results import read_results
 
     result = run_on(runtime, lesson, tmp_path, monkeypatch)
+    executed = nbformat.read(result.output, as_version=4) if Path(result.output).is_file() \
+        else None
+    text = _text(executed) if executed else ""
+    _log_case(runtime, lesson, result, text)
     assert result.status == "ok", f"{lesson} on {runtime}: {result.error}"
-    executed = nbformat.read(result.output, as_version=4)
-    text = _text(executed)
 
     for device in SIMULATED_DEVICE_NAMES[runtime]:
         if device in text:

@@ -286,7 +286,8 @@ def test_keras_backend_preset_in_the_environment_is_kept(plain_machine):
 def test_use_keras_backend_sets_the_variable_before_keras(plain_machine, monkeypatch, capsys):
     from utils.backends import use_keras_backend
 
-    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "")  # recorded, so the value set below is undone
+    monkeypatch.delenv("KERAS_BACKEND")
     monkeypatch.delitem(sys.modules, "keras", raising=False)
     choice = use_keras_backend("jax", paths=plain_machine.paths, versions=TF_AND_JAX)
     assert choice.backend == "jax" and os.environ["KERAS_BACKEND"] == "jax"

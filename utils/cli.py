@@ -7,6 +7,7 @@ the hardware.
     course list [NOTEBOOK ...]
     course hardware [--json]
     course report [RUN ...] [--output FILE]
+    course book [--from RUN] [--output DIR]
 
 Maintainers also have ``course new`` (a notebook with the course's opening cells) and
 ``course refresh`` (re-execute and save the outputs nbval checks into the source notebook).
@@ -314,6 +315,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# book
+# --------------------------------------------------------------------------------------------
+
+def _add_book(sub: Any) -> argparse.ArgumentParser:
+    from utils import book
+
+    return book.add_arguments(sub.add_parser(
+        "book", help="build the executed course as a static website (the 'book' extra: "
+                     "pip install -e '.[book]')"))
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from utils import book
+
+    return book.command(args)
+
+
+# --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
 
@@ -327,6 +346,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], argparse.ArgumentParser],
     "new": (_add_new, _cmd_new),
     "refresh": (_add_refresh, _cmd_refresh),
     "report": (_add_report, _cmd_report),
+    "book": (_add_book, _cmd_book),
 }
 
 
