@@ -552,6 +552,75 @@ def test_lab_lesson_01_slider_redraws_the_plot(chromium, lab, shots):
         assert not _error_outputs(page), "the redraw raised an error"
 
 
+# A notebook of the course's controls beside plain ipywidgets: plain ones cut "1971 – 2023" and
+# "p99 budget (ms)" (issue 13); through utils.widgets.live nothing is cut. The plain controls
+# are measured too, so the test can see a cut.
+_WIDGET_LAB_CELLS = ['''
+import sys
+sys.path.insert(0, {root!r})
+import ipywidgets as widgets
+from IPython.display import display
+from utils.widgets import live, pow2_slider
+
+
+def sliders():
+    # lesson 01's year range, lesson 07's latency budget, lesson 04's years beside a list
+    return (widgets.IntRangeSlider(value=(1971, 2023), min=1971, max=2023, description="years"),
+            widgets.FloatLogSlider(value=10, base=10, min=-1, max=3, description="p99 budget (ms)"),
+            widgets.IntRangeSlider(value=(2012, 2024), min=2012, max=2024, description="years"))
+
+
+a, b, c = sliders()
+display(widgets.HTML("<b id='plain'>plain ipywidgets</b>"), widgets.VBox([a, b]),
+        widgets.HBox([widgets.SelectMultiple(options=["AlexNet"], description="models"), c]))
+''', '''
+display(widgets.HTML("<b id='live'>through live()</b>"))
+a, b, c = sliders()
+live(print, years=a)
+live(print, budget_ms=b)
+live(print, horizontal=True, years=c,
+     models=widgets.SelectMultiple(options=["AlexNet", "GPT-3 175B"], description="models"))
+live(print, replicas=pow2_slider(1, 1024, value=1024, description="replicas n"));
+''']
+
+_WIDGET_MEASURE = """() => {
+  const marker = document.querySelector('#live');
+  return [...document.querySelectorAll('.widget-readout, .widget-label')]
+    .filter(el => el.offsetParent && el.style.display !== 'none')
+    .map(el => ({text: el.textContent, cut: el.scrollWidth > el.clientWidth + 1,
+                 live: !!(marker.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING)}));
+}"""
+
+
+@pytest.mark.timeout(1800)
+def test_lab_shows_every_widget_label_and_readout_in_full(chromium, lab, shots):
+    import nbformat
+
+    cells = [c.format(root=str(utils.REPO_ROOT)) if "{root" in c else c
+             for c in _WIDGET_LAB_CELLS]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, lab["root"] / "widgets.ipynb")
+    context, page = _open(chromium, lab, "widgets.ipynb", shots)
+    try:
+        with shots:
+            _run_all(page, shots, "widgets")
+            page.wait_for_function("document.querySelectorAll('.widget-readout').length >= 7",
+                                   timeout=PAGE_TIMEOUT_MS)
+            seen = page.evaluate(_WIDGET_MEASURE)
+            shots.take(page, "widgets-measured", full_page=True)
+            plain = {row["text"] for row in seen if not row["live"] and row["cut"]}
+            assert {"1971 – 2023", "p99 budget (ms)"} <= plain  # the flaw is visible here
+            cut = [row["text"] for row in seen if row["live"] and row["cut"]]
+            assert not cut, f"cut through live(): {cut}"
+            assert {"1971 – 2023", "2012 – 2024", "p99 budget (ms)", "1,024"} <= \
+                {row["text"] for row in seen if row["live"]}
+    finally:
+        context.close()
+        _shut_down_kernels(lab)
+
+
 if __name__ == "__main__":
     import argparse
 
