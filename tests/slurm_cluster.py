@@ -123,6 +123,16 @@ class SlurmCluster:
         self.started: dict[str, int] = {}
         self.network = _Network(f"cs{secrets.token_hex(3)}", network_nodes)  # unique names
         self.network_problem: str | None = None if network_nodes else "no network nodes asked"
+        self._scratch: Path | None = None
+
+    @property
+    def scratch(self) -> Path:
+        """A short folder for the nodes' spool and scratch (TmpFS). Slurm's and PMIx's UNIX
+        sockets live there, and a socket path may hold at most 107 bytes: pytest's temporary
+        folders (deeper still under pytest-xdist) can be longer. Removed by :meth:`stop`."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="slurm-", dir="/tmp"))
+        return self._scratch
 
     @property
     def env(self) -> dict[str, str]:
@@ -162,8 +172,8 @@ class SlurmCluster:
         nodes = {self.node_name(): "127.0.0.1", **{n: self.network.addresses[n]
                                                    for n in self.network_nodes}}
         for name in nodes:
-            (self.folder / f"spool-{name}").mkdir(exist_ok=True)
-            (self.folder / f"tmp-{name}").mkdir(exist_ok=True)
+            (self.scratch / f"spool-{name}").mkdir(exist_ok=True)
+            (self.scratch / f"tmp-{name}").mkdir(exist_ok=True)
         controller_port, node_port = _free_ports(2)
         controller = self.network.bridge_address if self.network_nodes else "127.0.0.1"
         settings = {
@@ -173,8 +183,8 @@ class SlurmCluster:
             "AuthInfo": f"socket={munge / 'munge.socket'}",
             "SlurmctldPort": controller_port, "SlurmdPort": node_port,
             "StateSaveLocation": self.folder / "state",
-            "SlurmdSpoolDir": self.folder / "spool-%n",
-            "TmpFS": self.folder / "tmp-%n",  # a node's scratch, PMIx's files included
+            "SlurmdSpoolDir": self.scratch / "spool-%n",
+            "TmpFS": self.scratch / "tmp-%n",  # a node's scratch, PMIx's files included
             "SlurmctldPidFile": self.pid_file("slurmctld"),
             "SlurmdPidFile": self.folder / "slurmd-%n.pid",
             "SlurmctldLogFile": self.log_file("slurmctld"),
@@ -283,6 +293,9 @@ class SlurmCluster:
         while self.leftovers() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.network.down()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def leftovers(self) -> list[int]:
         """Pids of the daemons started here, and of any process whose environment names this

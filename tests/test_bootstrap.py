@@ -21,16 +21,23 @@ def bootstrap():
 
 
 @pytest.mark.parametrize("given, expected", [
-    ([], ["-n", "auto"]),
+    ([], ["-n", "N"]),
     (["-m", "not runtimes and not slurm and not browser"],
-     ["-n", "auto", "-m", "not runtimes and not slurm and not browser"]),
+     ["-n", "N", "-m", "not runtimes and not slurm and not browser"]),
     (["-n", "3"], ["-n", "3"]),
     (["-n4", "-x"], ["-n4", "-x"]),
     (["--numprocesses=2"], ["--numprocesses=2"]),
     (["-p", "no:xdist"], ["-p", "no:xdist"]),
 ])
-def test_tests_run_one_worker_per_core_unless_told_otherwise(bootstrap, given, expected):
-    assert bootstrap.pytest_arguments(given) == expected
+def test_tests_run_in_parallel_unless_told_otherwise(bootstrap, given, expected):
+    workers = str(bootstrap.default_workers())
+    assert bootstrap.pytest_arguments(given) == [workers if a == "N" else a for a in expected]
+
+
+@pytest.mark.parametrize("cores, memory_gb, workers", [
+    (2, 24.0, 4), (8, 16.0, 8), (16, 64.0, 8), (4, 3.0, 1), (1, 1.0, 1), (2, 5.0, 2)])
+def test_two_workers_per_core_within_memory(bootstrap, cores, memory_gb, workers):
+    assert bootstrap.default_workers(cores, memory_gb) == workers
 
 
 def test_usage_says_how_to_run_the_core_alone(bootstrap):
@@ -38,16 +45,18 @@ def test_usage_says_how_to_run_the_core_alone(bootstrap):
 
 
 @pytest.mark.parametrize("given, expected", [
-    ([], [["-n", "auto", "-m", "not browser"], ["-p", "no:xdist", "-m", "browser"]]),
+    ([], [["-n", "N", "-m", "not browser"], ["-p", "no:xdist", "-m", "browser"]]),
     (["-n", "1", "-x"], [["-m", "not browser", "-n", "1", "-x"],
                          ["-p", "no:xdist", "-m", "browser", "-x"]]),
-    (["-m", "not runtimes"], [["-n", "auto", "-m", "not runtimes"]]),
-    (["tests/test_data.py", "-q"], [["-n", "auto", "tests/test_data.py", "-q"]]),
-    (["-k", "report"], [["-n", "auto", "-k", "report"]]),
+    (["-m", "not runtimes"], [["-n", "N", "-m", "not runtimes"]]),
+    (["tests/test_data.py", "-q"], [["-n", "N", "tests/test_data.py", "-q"]]),
+    (["-k", "report"], [["-n", "N", "-k", "report"]]),
 ])
 def test_whole_suite_runs_in_two_stages_a_selection_in_one(bootstrap, given, expected):
     """The browser stage builds the book from the notebooks stage one executed."""
-    assert bootstrap.test_stages(given) == expected
+    workers = str(bootstrap.default_workers())
+    assert bootstrap.test_stages(given) == [[workers if a == "N" else a for a in stage]
+                                            for stage in expected]
 
 
 def test_extras_add_to_the_test_tools(bootstrap, monkeypatch):
