@@ -46,3 +46,18 @@ def test_peak_memory_with_nothing_measured():
     with PeakMemory(measure=lambda: 0) as peak:
         pass
     assert peak.megabytes is None
+
+
+def test_memory_benchmark_flags_a_notebook_over_budget_or_failed():
+    from tests.benchmarks.bench_memory import table
+
+    summary = {"notebooks": [
+        {"notebook": "00_welcome", "status": "ok", "peak_memory_mb": 800.4},
+        {"notebook": "03_alexnet_on_one_gpu", "status": "ok", "peak_memory_mb": 1500.0},
+        {"notebook": "06_distributed_training_multi_worker", "status": "failed",
+         "peak_memory_mb": None, "log": "06.log"}]}
+    text, problems = table(summary, budget_mb=1400)
+    assert "| `00_welcome` | 800 MB |" in text
+    assert "| `06_distributed_training_multi_worker` | not measured |" in text
+    assert problems == ["03_alexnet_on_one_gpu: 1500 MB, over 1400 MB",
+                        "06_distributed_training_multi_worker: failed (log: 06.log)"]
