@@ -14,15 +14,28 @@ import pytest
 # Quiet TensorFlow in this process and in every kernel or subprocess a test starts.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-#: Markers of the tests that take tens of seconds each (a notebook, a runtime, a cluster).
-SLOW_MARKERS = ("notebooks", "runtimes", "slurm", "browser")
+#: Markers of the tests that take tens of seconds each (a notebook, a runtime, a cluster, a book).
+SLOW_MARKERS = ("notebooks", "runtimes", "slurm", "browser", "book")
+#: Modules whose tests start TensorFlow or JAX in fresh processes: seconds each, so they start
+#: right after the slow markers, before the many unit tests that fill the gaps.
+PROCESS_MODULES = ("test_strategy", "test_tpu_paths", "test_data_parallel", "test_slurm",
+                   "test_models", "test_cluster", "test_datasets", "test_runner",
+                   "test_processes", "test_lab", "test_nbval", "test_numerics")
+
+
+def _start_order(item: pytest.Item) -> int:
+    if any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+        return 0
+    return 1 if item.path.stem in PROCESS_MODULES else 2
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Start the slow tests first. With pytest-xdist (``python3 course test`` runs one worker
-    per core) they are then spread over the workers from the start, and the many short tests
+    """Start the slow tests first, then those that start processes. With pytest-xdist
+    (``python3 course test`` runs two workers per core, which steal queued tests from each
+    other when idle) they are spread over the workers from the start, and the many short tests
     fill the gaps, instead of one worker ending alone on a long notebook."""
-    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in SLOW_MARKERS))
+    items.sort(key=_start_order)
+
 
 INTEL_CORE = """\
 processor	: {n}

@@ -310,6 +310,7 @@ def site(tmp_path_factory) -> tuple[book.Book, list[str]]:
     return book.build_book(run, root / "site", log=lines.append), lines
 
 
+@pytest.mark.book
 @pytest.mark.timeout(600)
 def test_build_renders_every_lesson_with_its_machine(site):
     built, log = site
@@ -337,6 +338,7 @@ def test_build_renders_every_lesson_with_its_machine(site):
     assert "not part of the run" in pages["02_gpus_and_matrix_math"]
 
 
+@pytest.mark.book
 def test_build_needs_no_network_to_view_and_warns_about_nothing_of_its_own(site):
     built, _ = site
     external = set()

@@ -21,9 +21,10 @@ def bootstrap():
 
 
 @pytest.mark.parametrize("given, expected", [
-    ([], ["-n", "N"]),
-    (["-m", "not runtimes and not slurm and not browser"],
-     ["-n", "N", "-m", "not runtimes and not slurm and not browser"]),
+    ([], ["-n", "N", "--dist", "worksteal"]),
+    (["-m", "not runtimes"], ["-n", "N", "--dist", "worksteal", "-m", "not runtimes"]),
+    (["--core", "-q"], ["-n", "N", "--dist", "worksteal", "-m",
+                        "not runtimes and not slurm and not browser and not book", "-q"]),
     (["-n", "3"], ["-n", "3"]),
     (["-n4", "-x"], ["-n4", "-x"]),
     (["--numprocesses=2"], ["--numprocesses=2"]),
@@ -41,16 +42,21 @@ def test_two_workers_per_core_within_memory(bootstrap, cores, memory_gb, workers
 
 
 def test_usage_says_how_to_run_the_core_alone(bootstrap):
-    assert 'not runtimes and not slurm and not browser' in bootstrap.USAGE
+    assert "test --core" in bootstrap.USAGE and bootstrap.CORE in bootstrap.USAGE.replace(
+        "\n                   ", " ")
 
 
 @pytest.mark.parametrize("given, expected", [
-    ([], [["-n", "N", "-m", "not browser"], ["-p", "no:xdist", "-m", "browser"]]),
+    ([], [["-n", "N", "--dist", "worksteal", "-m", "not browser"],
+          ["-p", "no:xdist", "-m", "browser"]]),
     (["-n", "1", "-x"], [["-m", "not browser", "-n", "1", "-x"],
                          ["-p", "no:xdist", "-m", "browser", "-x"]]),
-    (["-m", "not runtimes"], [["-n", "N", "-m", "not runtimes"]]),
-    (["tests/test_data.py", "-q"], [["-n", "N", "tests/test_data.py", "-q"]]),
-    (["-k", "report"], [["-n", "N", "-k", "report"]]),
+    (["-m", "not runtimes"], [["-n", "N", "--dist", "worksteal", "-m", "not runtimes"]]),
+    (["--core"], [["-n", "N", "--dist", "worksteal", "-m",
+                   "not runtimes and not slurm and not browser and not book"]]),
+    (["tests/test_data.py", "-q"], [["-n", "N", "--dist", "worksteal", "tests/test_data.py",
+                                     "-q"]]),
+    (["-k", "report"], [["-n", "N", "--dist", "worksteal", "-k", "report"]]),
 ])
 def test_whole_suite_runs_in_two_stages_a_selection_in_one(bootstrap, given, expected):
     """The browser stage builds the book from the notebooks stage one executed."""
