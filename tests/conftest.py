@@ -13,6 +13,13 @@ import pytest
 
 # Quiet TensorFlow in this process and in every kernel or subprocess a test starts.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One JAX compilation cache for the test session: every worker, kernel and subprocess. The
+# simulated runtimes run the same lessons on JAX (with and without a fake TPU) and compile the
+# same programs; cached, each compiles once (lesson 03 on JAX: 25 s, then 10 s). The lessons
+# themselves never set it, so a learner's "first step" still includes its compile.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(Path(__file__).resolve().parents[1] / "build" / "jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 #: Markers of the tests that take tens of seconds each (a notebook, a runtime, a cluster, a book).
 SLOW_MARKERS = ("notebooks", "runtimes", "slurm", "browser", "book")

@@ -48,9 +48,9 @@ def test_usage_says_how_to_run_the_core_alone(bootstrap):
 
 @pytest.mark.parametrize("given, expected", [
     ([], [["-n", "N", "--dist", "worksteal", "-m", "not browser"],
-          ["-p", "no:xdist", "-m", "browser"]]),
+          ["-n", "2", "--dist", "loadgroup", "-m", "browser"]]),
     (["-n", "1", "-x"], [["-m", "not browser", "-n", "1", "-x"],
-                         ["-p", "no:xdist", "-m", "browser", "-x"]]),
+                         ["-n", "2", "--dist", "loadgroup", "-m", "browser", "-x"]]),
     (["-m", "not runtimes"], [["-n", "N", "--dist", "worksteal", "-m", "not runtimes"]]),
     (["--core"], [["-n", "N", "--dist", "worksteal", "-m",
                    "not runtimes and not slurm and not browser and not book"]]),

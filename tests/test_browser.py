@@ -261,6 +261,7 @@ def site_url(book_site: Path) -> Iterator[str]:
         _stop(server)
 
 
+@pytest.mark.xdist_group("book")
 @pytest.mark.timeout(3600)
 def test_book_pages_load_with_their_images_and_links(chromium, book_site, site_url, shots):
     pages = sorted(p.name for p in book_site.glob("*.html"))
@@ -506,6 +507,7 @@ def _lesson_ran(browser: Any, lab: dict[str, Any], prefix: str,
         _shut_down_kernels(lab)
 
 
+@pytest.mark.xdist_group("lab")
 @pytest.mark.timeout(1800)
 def test_lab_runs_lesson_00_with_no_error_output(chromium, lab, shots):
     with shots, _lesson_ran(chromium, lab, "00", shots) as (page, path):
@@ -513,6 +515,7 @@ def test_lab_runs_lesson_00_with_no_error_output(chromium, lab, shots):
         assert not problems, problems
 
 
+@pytest.mark.xdist_group("lab")
 @pytest.mark.timeout(1800)
 def test_lab_lesson_01_slider_redraws_the_plot(chromium, lab, shots):
     with shots, _lesson_ran(chromium, lab, "01", shots) as (page, _):
@@ -592,6 +595,7 @@ _WIDGET_MEASURE = """() => {
 }"""
 
 
+@pytest.mark.xdist_group("lab")
 @pytest.mark.timeout(1800)
 def test_lab_shows_every_widget_label_and_readout_in_full(chromium, lab, shots):
     import nbformat
