@@ -15,8 +15,9 @@ Generic checks, for every lesson on every runtime:
 Per-lesson checks are phrases the executed notebook must show (``EXPECTED``).
 
 Run apart with ``pytest -m runtimes``; one runtime with ``-k colab-t4``; one lesson with
-``-k 00_``; a few runtimes with ``COURSE_RUNTIMES=colab-tpu,colab-t4``. Each (runtime, lesson) is
-its own test, so pytest-xdist spreads them over workers.
+``-k 00_``; a few runtimes with ``COURSE_RUNTIMES=colab-tpu,colab-t4``; every lesson on every
+runtime with ``COURSE_RUNTIMES_MATRIX=full`` (CI runs the pairs ``FULL`` and ``PARTIAL`` name).
+Each (runtime, lesson) is its own test, so pytest-xdist spreads them over workers.
 """
 
 from __future__ import annotations
@@ -38,11 +39,14 @@ pytestmark = pytest.mark.runtimes
 #: The runtimes CI runs every lesson on: Colab's TPU runtime, the same kernel without the TPU
 #: (the TensorFlow-less branches, where most runtime bugs were found) and Colab's free T4.
 FULL = ("no-tensorflow", "colab-tpu", "colab-t4")
-#: The other runtimes run only the lessons whose decisions they change. In a simulation every GPU
-#: is one TensorFlow cannot use, so ``colab-a100`` differs from ``colab-t4`` only in its compute
-#: capability (TF32, bfloat16): it runs the lessons that choose number formats from it.
-#: ``gpu-unusable`` differs from ``colab-a100`` only in its name, and ``node-4gpu`` and ``binder``
-#: only in what the report says (GPU count, memory limit): they run lesson 00.
+#: The other runtimes run, in CI, only the lessons whose decisions differ most there; every lesson
+#: on every runtime is one variable away (``COURSE_RUNTIMES_MATRIX=full``, about 2 minutes more
+#: on 2 cores, past the suite's 10-minute budget). In a simulation every GPU is one TensorFlow
+#: cannot use, so ``colab-a100`` differs from ``colab-t4`` only in its compute capability (TF32,
+#: bfloat16): it runs the lessons that choose number formats from it. ``gpu-unusable`` differs
+#: from ``colab-a100`` only in its name; ``binder`` in the memory limit the report reads;
+#: ``node-4gpu`` in the GPU count, which lesson 00 reports and lessons 05 and 06 plan with (and,
+#: TensorFlow seeing no GPU, fall back to the CPU exactly as on ``colab-t4``).
 PARTIAL: dict[str, tuple[str, ...]] = {
     "colab-a100": ("00", "02", "03", "07", "08"),
     "gpu-unusable": ("00",), "node-4gpu": ("00",), "binder": ("00",)}
@@ -77,9 +81,10 @@ SIMULATED_DEVICE_NAMES = {
 
 
 def _cases() -> list:
-    cases = [(runtime, lesson) for runtime in FULL for lesson in LESSONS]
-    cases += [(runtime, lesson) for runtime, prefixes in PARTIAL.items() for lesson in LESSONS
-              if lesson[:2] in prefixes]
+    matrix = os.environ.get("COURSE_RUNTIMES_MATRIX", "ci")
+    assert matrix in ("ci", "full"), f"COURSE_RUNTIMES_MATRIX is {matrix!r}: use ci or full"
+    cases = [(runtime, lesson) for runtime in RUNTIMES for lesson in LESSONS
+             if matrix == "full" or runtime in FULL or lesson[:2] in PARTIAL[runtime]]
     chosen = os.environ.get("COURSE_RUNTIMES")
     if chosen:
         names = {name.strip() for name in chosen.split(",")}
